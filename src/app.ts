@@ -1,0 +1,125 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { apiKeysRoutes } from './features/api-keys/api-keys.routes.ts';
+import { authRoutes, publicAuthRoutes } from './features/auth/auth.routes.ts';
+import { healthRoutes, type ReadinessCheck } from './features/health/health.routes.ts';
+import { organizationsRoutes } from './features/organizations/organizations.routes.ts';
+import { usersRoutes } from './features/users/users.routes.ts';
+import { newId } from './platform/ids.ts';
+import { loggerOptions } from './platform/logger.ts';
+import { createServices, type ServiceDeps, type Services } from './services.ts';
+import { authPlugin } from './transport/http/auth-plugin.ts';
+import { registerErrorHandling } from './transport/http/error-handler.ts';
+import { createMetrics, registerRequestMetrics, type Metrics } from './transport/http/metrics.ts';
+import { registerRateLimit } from './transport/http/rate-limit.ts';
+import { ErrorBody } from './transport/http/schemas.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: Services;
+    metrics: Metrics;
+  }
+}
+
+export interface AppOptions extends ServiceDeps {
+  /** A pino logger to use (main.ts shares its own; tests pass one writing to a captured stream). */
+  loggerInstance?: FastifyServerOptions['loggerInstance'];
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Build the HTTP application (no listen). The caller owns the database and Redis connections. */
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { config } = opts;
+  const app = Fastify({
+    ...(opts.loggerInstance ? { loggerInstance: opts.loggerInstance } : { logger: loggerOptions(config.logLevel) }),
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy === false ? false : config.trustProxy,
+    // Keep a well-formed X-Request-Id from the caller (a proxy's), else make one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : newId();
+    },
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const services = createServices(opts);
+  const metrics = createMetrics();
+  app.decorate('services', services);
+  app.decorate('metrics', metrics);
+  app.addSchema(ErrorBody);
+
+  registerErrorHandling(app);
+  registerRequestMetrics(app, metrics);
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    // API answers are per user: never stored by shared caches (SECURITY.md class K).
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'private, no-store');
+  });
+
+  await app.register(helmet, {
+    // The API serves JSON only; /docs (Swagger UI) gets its own CSP from swagger-ui's staticCSP.
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: { policy: 'same-site' },
+  });
+  if (config.corsEnabled && config.corsAllowedOrigins.length) {
+    const all = config.corsAllowedOrigins.includes('*');
+    await app.register(cors, {
+      origin: all ? true : config.corsAllowedOrigins,
+      credentials: !all,
+      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'X-Api-Key', 'X-On-Behalf-Of', 'X-Request-Id'],
+      exposedHeaders: ['X-Request-Id', 'Retry-After'],
+      maxAge: 600,
+    });
+  }
+  registerRateLimit(app, services.limiter, config.rateLimit);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Parley API', version: '0.1.0', description: 'The whole chat backend of a product. Errors: `{ error: { code, message, details? }, request_id }`.' },
+      servers: [{ url: config.publicUrl }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or API key (prl_...)' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+        },
+      },
+      security: [{ bearer: [] }, { apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  const checks: ReadinessCheck[] = [{ name: 'database', check: () => opts.database.ping() }];
+  if (opts.redis) {
+    const redis = opts.redis;
+    checks.push({ name: 'redis', check: async () => void (await redis.ping()) });
+  }
+  await app.register(healthRoutes, { checks });
+
+  await app.register(
+    async (api) => {
+      await api.register(publicAuthRoutes, { auth: services.auth });
+      await api.register(async (authed) => {
+        await authed.register(authPlugin, { authenticator: services.authenticator });
+        await authed.register(authRoutes, { auth: services.auth });
+        await authed.register(usersRoutes, { users: services.users });
+        await authed.register(organizationsRoutes, { orgs: services.orgs });
+        await authed.register(apiKeysRoutes, { apiKeys: services.apiKeys });
+      });
+    },
+    { prefix: '/api/v1' },
+  );
+
+  app.addHook('onClose', async () => {
+    await services.limiter.close();
+  });
+  return app;
+}

@@ -1,0 +1,263 @@
+import { isAbsolute, resolve } from 'node:path';
+
+/**
+ * Configuration: read from the environment once at start, validated, typed and frozen.
+ * Every bad value produces its own line in one ConfigError. Seed-compatible aliases are accepted
+ * (the first name listed wins when both are set).
+ */
+export type NodeEnv = 'development' | 'production' | 'test';
+
+export interface HostJwtConfig {
+  /** Shared HS256 secret of the host application, if any. */
+  secret: string | null;
+  /** JWKS URL for RS256 / ES256 host tokens, if any. */
+  jwksUrl: string | null;
+  issuer: string | null;
+  audience: string | null;
+  claims: { subject: string; name: string; email: string; role: string; organization: string; username: string };
+  /** Organization slug used when the token has no organization claim. */
+  defaultOrganization: string | null;
+  /** Role given to a user first seen without a role claim. */
+  defaultRole: string;
+}
+
+export interface Config {
+  nodeEnv: NodeEnv;
+  port: number;
+  host: string;
+  publicUrl: string;
+  dataDir: string;
+  databaseUrl: string;
+  redisUrl: string | null;
+  /** null means: generate one in the data folder (development and test only). */
+  jwtSecret: string | null;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  corsEnabled: boolean;
+  corsAllowedOrigins: string[];
+  logLevel: string;
+  metricsEnabled: boolean;
+  metricsPort: number;
+  metricsHost: string;
+  bodyLimitBytes: number;
+  trustProxy: string[] | false;
+  rateLimit: { max: number; windowMs: number };
+  loginLimit: { perAccount: number; perIp: number; windowMs: number };
+  defaultOrganization: { slug: string; name: string; registrationOpen: boolean };
+  platformAdmin: { username: string; password: string; email: string | null } | null;
+  seedDemo: boolean;
+  hostJwt: HostJwtConfig;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  /** The first non-empty value among the names, with the name it came from. */
+  raw(names: string[]): { name: string; value: string } | null {
+    for (const name of names) {
+      const value = this.env[name];
+      if (value !== undefined && value.trim() !== '') return { name, value: value.trim() };
+    }
+    return null;
+  }
+
+  str(names: string[], fallback: string): string;
+  str(names: string[], fallback: null): string | null;
+  str(names: string[], fallback: string | null): string | null {
+    return this.raw(names)?.value ?? fallback;
+  }
+
+  int(names: string[], fallback: number, min: number, max: number): number {
+    const r = this.raw(names);
+    if (!r) return fallback;
+    const n = Number(r.value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.problems.push(`${r.name}: expected an integer from ${min} to ${max}, got "${r.value}"`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(names: string[], fallback: boolean): boolean {
+    const r = this.raw(names);
+    if (!r) return fallback;
+    const v = r.value.toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    this.problems.push(`${r.name}: expected true or false, got "${r.value}"`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(names: string[], allowed: readonly T[], fallback: T, aliases: Record<string, T> = {}): T {
+    const r = this.raw(names);
+    if (!r) return fallback;
+    const v = r.value.toLowerCase();
+    const hit = (allowed as readonly string[]).includes(v) ? (v as T) : aliases[v];
+    if (hit) return hit;
+    this.problems.push(`${r.name}: expected one of ${allowed.join(', ')}, got "${r.value}"`);
+    return fallback;
+  }
+
+  list(names: string[]): string[] {
+    const r = this.raw(names);
+    return r ? r.value.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  }
+
+  url(names: string[], protocols: string[]): string | null {
+    const r = this.raw(names);
+    if (!r) return null;
+    try {
+      const u = new URL(r.value);
+      if (!protocols.includes(u.protocol)) throw new Error('protocol');
+      return r.value;
+    } catch {
+      this.problems.push(`${r.name}: expected a ${protocols.join(' or ')} URL, got "${r.value}"`);
+      return null;
+    }
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const ROLE_RE = /^[a-z][a-z0-9_-]{0,31}$/;
+const SLUG_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+function readDatabaseUrl(r: Reader, dataDir: string): string {
+  const raw = r.raw(['DATABASE_URL', 'DB_URL']);
+  if (!raw) return resolve(dataDir, 'parley.db');
+  const v = raw.value;
+  if (/^postgres(ql)?:\/\//.test(v)) return r.url([raw.name], ['postgres:', 'postgresql:']) ?? v;
+  if (v === ':memory:') return v;
+  if (/^(file|sqlite):/.test(v)) {
+    const path = v.replace(/^(file|sqlite):(\/\/)?/, '');
+    return path === ':memory:' ? path : resolve(path);
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+    r.problems.push(`${raw.name}: expected a SQLite path, a file: URL or a postgres:// URL, got "${v}"`);
+    return resolve(dataDir, 'parley.db');
+  }
+  return isAbsolute(v) ? v : resolve(v);
+}
+
+function readRedisUrl(r: Reader): string | null {
+  const url = r.url(['REDIS_URL'], ['redis:', 'rediss:']);
+  if (url) return url;
+  const addr = r.raw(['REDIS_ADDR']);
+  if (!addr) return null;
+  if (!/^[^\s:/]+:\d{1,5}$/.test(addr.value)) {
+    r.problems.push(`REDIS_ADDR: expected host:port, got "${addr.value}"`);
+    return null;
+  }
+  const password = r.str(['REDIS_PASSWORD'], null);
+  return `redis://${password ? `:${encodeURIComponent(password)}@` : ''}${addr.value}`;
+}
+
+function readHostJwt(r: Reader): HostJwtConfig {
+  const defaultRole = r.str(['HOST_JWT_DEFAULT_ROLE'], 'member');
+  if (!ROLE_RE.test(defaultRole)) r.problems.push(`HOST_JWT_DEFAULT_ROLE: "${defaultRole}" is not a valid role name`);
+  const secret = r.str(['HOST_JWT_SECRET'], null);
+  if (secret !== null && secret.length < 32) r.problems.push('HOST_JWT_SECRET: must be at least 32 characters');
+  return {
+    secret,
+    jwksUrl: r.url(['HOST_JWT_JWKS_URL'], ['http:', 'https:']),
+    issuer: r.str(['HOST_JWT_ISSUER'], null),
+    audience: r.str(['HOST_JWT_AUDIENCE'], null),
+    claims: {
+      subject: r.str(['HOST_JWT_CLAIM_SUBJECT'], 'sub'),
+      name: r.str(['HOST_JWT_CLAIM_NAME'], 'name'),
+      email: r.str(['HOST_JWT_CLAIM_EMAIL'], 'email'),
+      role: r.str(['HOST_JWT_CLAIM_ROLE'], 'role'),
+      organization: r.str(['HOST_JWT_CLAIM_ORGANIZATION'], 'org'),
+      username: r.str(['HOST_JWT_CLAIM_USERNAME'], 'preferred_username'),
+    },
+    defaultOrganization: r.str(['HOST_JWT_DEFAULT_ORGANIZATION'], null),
+    defaultRole,
+  };
+}
+
+/** Parse and validate configuration from an environment object. Throws ConfigError listing every problem. */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const r = new Reader(env);
+  const nodeEnv = r.oneOf(['NODE_ENV', 'SERVER_MODE'], ['development', 'production', 'test'] as const, 'development', {
+    dev: 'development',
+    prod: 'production',
+    release: 'production',
+    debug: 'development',
+  });
+  const port = r.int(['PORT', 'CHAT_PORT'], 8080, 0, 65535);
+  const dataDir = resolve(r.str(['DATA_DIR'], './data'));
+  const jwtSecret = r.str(['JWT_SECRET'], null);
+  if (jwtSecret === null && nodeEnv === 'production') r.problems.push('JWT_SECRET: required when NODE_ENV=production');
+  if (jwtSecret !== null && jwtSecret.length < 32) r.problems.push('JWT_SECRET: must be at least 32 characters');
+
+  const corsEnabled = r.bool(['CORS_ENABLED'], true);
+  const corsAllowedOrigins = r.list(['CORS_ALLOWED_ORIGINS']);
+  for (const o of corsAllowedOrigins) {
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) r.problems.push(`CORS_ALLOWED_ORIGINS: "${o}" is not an origin like https://app.example.com`);
+  }
+
+  const trust = r.list(['TRUST_PROXY']);
+  const adminUser = r.str(['PLATFORM_ADMIN_USERNAME'], null);
+  const adminPassword = r.str(['PLATFORM_ADMIN_PASSWORD'], null);
+  if ((adminUser === null) !== (adminPassword === null)) {
+    r.problems.push('PLATFORM_ADMIN_USERNAME and PLATFORM_ADMIN_PASSWORD: set both or neither');
+  }
+  if (adminPassword !== null && adminPassword.length < 8) r.problems.push('PLATFORM_ADMIN_PASSWORD: must be at least 8 characters');
+
+  const defaultSlug = r.str(['DEFAULT_ORGANIZATION_SLUG'], 'default');
+  if (!SLUG_RE.test(defaultSlug)) r.problems.push(`DEFAULT_ORGANIZATION_SLUG: "${defaultSlug}" is not a valid slug (a-z, 0-9, -)`);
+
+  const config: Config = {
+    nodeEnv,
+    port,
+    host: r.str(['HOST'], '0.0.0.0'),
+    publicUrl: r.url(['PUBLIC_URL'], ['http:', 'https:']) ?? `http://localhost:${port}`,
+    dataDir,
+    databaseUrl: readDatabaseUrl(r, dataDir),
+    redisUrl: readRedisUrl(r),
+    jwtSecret,
+    accessTokenTtlSeconds: r.int(['ACCESS_TOKEN_TTL_SECONDS'], 900, 30, 86_400),
+    refreshTokenTtlSeconds: r.int(['REFRESH_TOKEN_TTL_SECONDS'], 30 * 86_400, 300, 365 * 86_400),
+    corsEnabled,
+    corsAllowedOrigins,
+    logLevel: r.oneOf(['LOG_LEVEL'], LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
+    metricsEnabled: r.bool(['METRICS_ENABLED'], true),
+    metricsPort: r.int(['METRICS_PORT', 'CHAT_METRICS_PORT'], 9094, 0, 65535),
+    metricsHost: r.str(['METRICS_HOST'], '0.0.0.0'),
+    bodyLimitBytes: r.int(['BODY_LIMIT_BYTES'], 2 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    trustProxy: trust.length ? trust : false,
+    rateLimit: {
+      max: r.int(['RATE_LIMIT_MAX'], 1200, 0, 1_000_000_000),
+      windowMs: r.int(['RATE_LIMIT_WINDOW_MS'], 60_000, 1000, 86_400_000),
+    },
+    loginLimit: {
+      perAccount: r.int(['LOGIN_MAX_FAILURES_PER_ACCOUNT'], 5, 1, 1_000_000),
+      perIp: r.int(['LOGIN_MAX_FAILURES_PER_IP'], 30, 1, 1_000_000),
+      windowMs: r.int(['LOGIN_FAILURE_WINDOW_MS'], 15 * 60_000, 1000, 86_400_000),
+    },
+    defaultOrganization: {
+      slug: defaultSlug,
+      name: r.str(['DEFAULT_ORGANIZATION_NAME'], 'Default'),
+      registrationOpen: r.bool(['REGISTRATION_OPEN'], true),
+    },
+    platformAdmin:
+      adminUser && adminPassword ? { username: adminUser.toLowerCase(), password: adminPassword, email: r.str(['PLATFORM_ADMIN_EMAIL'], null) } : null,
+    seedDemo: r.bool(['SEED_DEMO'], false),
+    hostJwt: readHostJwt(r),
+  };
+  if (config.seedDemo && nodeEnv === 'production') r.problems.push('SEED_DEMO: demo data is refused when NODE_ENV=production');
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return Object.freeze(config);
+}
+
+/** Is the database URL a PostgreSQL one? */
+export const isPostgresUrl = (url: string): boolean => /^postgres(ql)?:\/\//.test(url);

@@ -1,0 +1,84 @@
+import { sql, type Expression, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import type { DB, UsersTable } from '../../storage/schema.ts';
+
+export type UserRow = Selectable<UsersTable>;
+export type NewUserRow = UsersTable;
+
+export interface UserFilter {
+  role?: string;
+  online?: boolean;
+  active?: boolean;
+  /** Prefix match on username, name or email (lower-cased by the caller). */
+  q?: string;
+  /** Keyset: usernames strictly after this one. */
+  afterUsername?: string;
+}
+
+/** `expr LIKE 'input%'` with the input's wildcards escaped, so it is matched literally on both engines. */
+function startsWith(expr: Expression<unknown>, input: string): Expression<SqlBool> {
+  const pattern = `${input.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return sql<SqlBool>`${expr} like ${pattern} escape '\\'`;
+}
+
+/** SQL for users. Every query is scoped by org_id except the explicitly cross-tenant login lookup. */
+export class UsersRepo {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  getById(orgId: string, id: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  }
+
+  findByExternalRef(orgId: string, ref: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('external_ref', '=', ref).executeTakeFirst();
+  }
+
+  /**
+   * Login candidates: users whose username or email equals `identifier` (already lower-cased),
+   * in one organization or (orgId null) in any. At most `limit` rows.
+   */
+  findByLogin(identifier: string, orgId: string | null, limit: number): Promise<UserRow[]> {
+    let q = this.db
+      .selectFrom('users')
+      .selectAll()
+      .where((eb) => eb.or([eb('username', '=', identifier), eb('email', '=', identifier)]));
+    if (orgId !== null) q = q.where('org_id', '=', orgId);
+    return q.orderBy('created_at').limit(limit).execute();
+  }
+
+  async create(row: NewUserRow): Promise<UserRow> {
+    await this.db.insertInto('users').values(row).execute();
+    return row;
+  }
+
+  async update(orgId: string, id: string, patch: Partial<Omit<UsersTable, 'id' | 'org_id'>>): Promise<UserRow | undefined> {
+    await this.db.updateTable('users').set(patch).where('org_id', '=', orgId).where('id', '=', id).execute();
+    return this.getById(orgId, id);
+  }
+
+  list(orgId: string, f: UserFilter, limit: number): Promise<UserRow[]> {
+    let q = this.db.selectFrom('users').selectAll().where('org_id', '=', orgId);
+    if (f.role !== undefined) q = q.where('role', '=', f.role);
+    if (f.active !== undefined) q = q.where('active', '=', f.active ? 1 : 0);
+    if (f.online === true) q = q.where('status', '!=', 'offline');
+    if (f.online === false) q = q.where('status', '=', 'offline');
+    if (f.q !== undefined) {
+      const input = f.q;
+      q = q.where((eb) =>
+        eb.or([startsWith(eb.ref('username'), input), startsWith(eb.fn('lower', ['name']), input), startsWith(eb.ref('email'), input)]),
+      );
+    }
+    if (f.afterUsername !== undefined) q = q.where('username', '>', f.afterUsername);
+    return q.orderBy('username').limit(limit).execute();
+  }
+
+  async countActiveAdmins(orgId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('org_id', '=', orgId)
+      .where('role', '=', 'admin')
+      .where('active', '=', 1)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+}

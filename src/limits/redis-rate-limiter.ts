@@ -1,0 +1,42 @@
+import type { Redis } from 'ioredis';
+import type { RateLimiter, RateWindow } from './rate-limiter.ts';
+
+// INCR and set the expiry on the first hit, atomically; return the count and the time left.
+const HIT_SCRIPT = `
+local c = redis.call('INCR', KEYS[1])
+if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {c, ttl}`;
+
+/** Fixed windows in Redis, shared by every node. Keys are `<prefix>rl:<key>`. */
+export class RedisRateLimiter implements RateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix = 'parley:',
+  ) {}
+
+  async hit(key: string, windowMs: number): Promise<RateWindow> {
+    const [count, ttl] = (await this.redis.eval(HIT_SCRIPT, 1, this.#key(key), String(windowMs))) as [number, number];
+    return { count, retryAfterMs: Math.max(1, ttl) };
+  }
+
+  async peek(key: string): Promise<RateWindow> {
+    const [count, ttl] = await this.redis.multi().get(this.#key(key)).pttl(this.#key(key)).exec().then((r) => [r?.[0]?.[1], r?.[1]?.[1]]);
+    if (count === null || count === undefined) return { count: 0, retryAfterMs: 0 };
+    return { count: Number(count), retryAfterMs: Math.max(1, Number(ttl)) };
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.redis.del(this.#key(key));
+  }
+
+  /** The Redis connection belongs to the caller; nothing to release here. */
+  async close(): Promise<void> {}
+
+  #key(key: string): string {
+    return `${this.prefix}rl:${key}`;
+  }
+}
+
+export type { RateLimiter };

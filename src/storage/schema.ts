@@ -1,0 +1,80 @@
+/**
+ * Kysely table types. Conventions, the same on both engines:
+ * - ids are text UUIDs;
+ * - timestamps are ISO-8601 UTC strings (TEXT on SQLite, timestamptz on PostgreSQL read back as ISO);
+ * - booleans are integers 0/1 (better-sqlite3 binds no booleans);
+ * - JSON is text, parsed by the repository that owns it.
+ */
+
+export interface OrganizationsTable {
+  id: string;
+  name: string;
+  slug: string;
+  registration_open: number;
+  default_role: string;
+  settings: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UsersTable {
+  id: string;
+  org_id: string;
+  username: string;
+  email: string | null;
+  name: string;
+  password_hash: string | null;
+  role: string;
+  status: string;
+  status_text: string | null;
+  avatar_url: string | null;
+  external_ref: string | null;
+  active: number;
+  platform_admin: number;
+  last_seen_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SessionsTable {
+  id: string;
+  org_id: string;
+  user_id: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+export interface RefreshTokensTable {
+  id: string;
+  org_id: string;
+  session_id: string;
+  token_hash: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  org_id: string;
+  name: string;
+  prefix: string;
+  key_hash: string;
+  created_by: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+
+export interface DB {
+  organizations: OrganizationsTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  api_keys: ApiKeysTable;
+}

@@ -44,13 +44,13 @@ export interface PgServer {
 /** Options for {@link startPgServer}. */
 export interface PgServerOptions {
   /** Dir holding initdb/postgres (default: {@link findPgBinDir}). */
-  binDir?: string;
+  binDir?: string | undefined;
   /** Fixed port (default: a free one). */
-  port?: number;
+  port?: number | undefined;
   /** Abort startup (the half-started server is cleaned up). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** How long to wait for the server to accept connections (default 30 s). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /**

@@ -44,11 +44,11 @@ export interface WaitOptions {
   /** Give up after this many milliseconds. */
   timeoutMs: number;
   /** Delay between probes (default 100 ms). */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /** Abort the wait early (e.g. on SIGINT). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Return a reason to stop waiting at once (e.g. "the server exited"). */
-  failure?: () => string | undefined;
+  failure?: (() => string | undefined) | undefined;
 }
 
 /** Calls `probe` until it resolves true; throws on timeout, abort or `failure()`. */

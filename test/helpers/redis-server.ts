@@ -26,13 +26,13 @@ export interface RedisServer {
 /** Options for {@link startRedisServer}. */
 export interface RedisServerOptions {
   /** Fixed port, e.g. to restart on the port of a stopped server (default: a free one). */
-  port?: number;
+  port?: number | undefined;
   /** redis-server binary (default: {@link findRedisServerBin}). */
-  bin?: string;
+  bin?: string | undefined;
   /** Abort startup (the half-started server is cleaned up). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** How long to wait for the server to answer (default 30 s). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** The redis-server binary: `$PARLEY_TEST_REDIS_SERVER_BIN`, else `redis-server` on PATH; undefined if absent. */

@@ -1,0 +1,71 @@
+/**
+ * What the numbers were measured on, and how busy the machine was with other work meanwhile.
+ */
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+
+export interface Machine {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  kernel: string;
+}
+
+export function machine(): Machine {
+  const list = cpus();
+  return {
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    cores: list.length,
+    memoryGiB: totalmem() / 1024 ** 3,
+    node: process.version,
+    kernel: release(), // what `uname -r` prints
+  };
+}
+
+export const describeMachine = (m: Machine): string =>
+  `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB.toFixed(1)} GiB RAM, Node ${m.node}, Linux kernel ${m.kernel}`;
+
+export const loadAverage = (): [number, number, number] => loadavg() as [number, number, number];
+
+/**
+ * CPU accounting from /proc (Linux only): how much of the machine's CPU time went to processes
+ * other than ours (the harness, its reaped children such as the load tool, and the servers).
+ */
+export interface CpuSnapshot {
+  busy: number;
+  total: number;
+  ours: number;
+}
+
+const ticks = (pid: number | 'self'): { own: number; children: number } => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the ")" closing the command name: state is field 3; utime..cstime are fields 14..17.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const n = (field: number) => Number(f[field - 3]);
+  return { own: n(14) + n(15), children: n(16) + n(17) };
+};
+
+/** A snapshot, or null when /proc is not readable. `servers` are the pids of running servers. */
+export function cpuSnapshot(servers: number[]): CpuSnapshot | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already included in user)
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = v;
+    const busy = user + nice + system + irq + softirq + steal;
+    const self = ticks('self');
+    let ours = self.own + self.children;
+    for (const pid of servers) ours += ticks(pid).own;
+    return { busy, total: busy + idle + iowait, ours };
+  } catch {
+    return null;
+  }
+}
+
+/** Share of all cores' time used by other processes between two snapshots (0..1), or null. */
+export function foreignCpuShare(a: CpuSnapshot | null, b: CpuSnapshot | null): number | null {
+  if (!a || !b || b.total <= a.total) return null;
+  const foreign = b.busy - a.busy - (b.ours - a.ours);
+  return Math.max(0, foreign) / (b.total - a.total);
+}

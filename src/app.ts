@@ -54,6 +54,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorate('metrics', metrics);
   app.addSchema(ErrorBody);
 
+  // The API speaks JSON: any other body type is a 415, not a string handed to validation.
+  app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerRequestMetrics(app, metrics);
   app.addHook('onSend', async (req, reply) => {

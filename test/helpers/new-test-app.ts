@@ -85,11 +85,13 @@ export async function call(
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   const res = await app.inject({ method, url, headers, ...(opts.body === undefined ? {} : { payload: opts.body as object }) });
-  let data: unknown = null;
+  return Object.assign(res, { data: parseBody(res.body) });
+}
+
+function parseBody(body: string): unknown {
   try {
-    data = res.body ? JSON.parse(res.body) : null;
+    return body ? JSON.parse(body) : null;
   } catch {
-    data = res.body;
+    return body;
   }
-  return Object.assign(res, { data });
 }

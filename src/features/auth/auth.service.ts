@@ -46,7 +46,7 @@ export class AuthService implements SessionRevoker {
     if (!identifier) throw new AppError('validation.failed', 'Send username (or email) and password', { fields: [{ field: '/body/username', message: 'is required' }] });
     const { perAccount, perIp, windowMs } = this.config.loginLimit;
     const ipKey = `login:ip:${client.ip}`;
-    const acctKey = `login:acct:${body.organization ?? '*'}:${identifier}`;
+    const acctKey = `login:acct:${identifier}`;
     for (const [key, max, scope] of [[ipKey, perIp, 'ip'], [acctKey, perAccount, 'account']] as const) {
       const w = await this.limiter.peek(key);
       if (w.count >= max) throw new RateLimitedError(Math.ceil(w.retryAfterMs / 1000), `login_${scope}`);

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { freePort, waitUntil } from '../helpers/process.ts';
+import { newTestDb, testDialects } from '../helpers/new-test-db.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+interface Running {
+  proc: ChildProcess;
+  base: string;
+  metrics: string;
+  output: () => string;
+}
+
+/** Start `src/main.ts` as the README's `npm start` does (tsx), in its own process. */
+async function startServer(env: Record<string, string>): Promise<Running> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  let out = '';
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const base = `http://127.0.0.1:${port}`;
+  await waitUntil('server start', async () => (await fetch(`${base}/health`).catch(() => null))?.ok === true, {
+    timeoutMs: 30_000,
+    failure: () => (proc.exitCode !== null ? `exited ${proc.exitCode}: ${out}` : undefined),
+  });
+  return { proc, base, metrics: `http://127.0.0.1:${metricsPort}/metrics`, output: () => out };
+}
+
+async function stop(r: Running): Promise<number | null> {
+  if (r.proc.exitCode !== null) return r.proc.exitCode;
+  const exited = new Promise<number | null>((res) => r.proc.once('exit', (code) => res(code)));
+  r.proc.kill('SIGTERM');
+  return exited;
+}
+
+const post = (base: string, path: string, body: unknown, token?: string) =>
+  fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+
+describe('the server as a process (npm start)', () => {
+  it('starts on an empty data folder: creates and migrates SQLite, seeds demo users, serves metrics, stops cleanly on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parley-e2e-'));
+    const r = await startServer({ DATA_DIR: dir, SEED_DEMO: 'true' });
+    try {
+      assert.ok(existsSync(join(dir, 'parley.db')), 'the SQLite file is in the data folder');
+      assert.ok(existsSync(join(dir, 'jwt-secret')), 'a development JWT secret was made and kept');
+      assert.match(r.output(), /JWT_SECRET is not set/);
+      const login = await post(r.base, '/api/v1/auth/login', { username: 'agent2', password: 'password123' });
+      assert.equal(login.status, 200);
+      const body = (await login.json()) as { token: string; user: { role: string } };
+      assert.equal(body.user.role, 'super-agent');
+      const me = await fetch(`${r.base}/api/v1/users/me`, { headers: { authorization: `Bearer ${body.token}` } });
+      assert.equal(me.status, 200);
+      const metrics = await (await fetch(r.metrics)).text();
+      assert.match(metrics, /chat_api_requests_total\{method="GET",route="\/api\/v1\/users\/me",status="200"\} 1/);
+      assert.ok(!r.output().includes(body.token), 'the token is not logged');
+      assert.ok(!r.output().includes('password123'), 'the password is not logged');
+      assert.equal(await stop(r), 0);
+      assert.match(r.output(), /shutting down/);
+    } finally {
+      await stop(r);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start with a bad configuration, naming each problem', () => {
+    const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', PORT: 'abc', NODE_ENV: 'production' }, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(res.status, 2);
+    assert.match(res.stderr, /Invalid configuration:/);
+    assert.match(res.stderr, /PORT: expected an integer/);
+    assert.match(res.stderr, /JWT_SECRET: required when NODE_ENV=production/);
+  });
+
+  it('the CLI creates a platform admin who can create organizations', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parley-cli-'));
+    try {
+      const env = { PATH: process.env.PATH ?? '', DATA_DIR: dir, LOG_LEVEL: 'silent' };
+      const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'create-platform-admin', '--username', 'root', '--password', 'root-password-1'], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000 });
+      assert.equal(cli.status, 0, cli.stderr);
+      assert.match(cli.stdout, /platform admin "root" ready/);
+      const r = await startServer({ DATA_DIR: dir });
+      try {
+        const { token } = (await (await post(r.base, '/api/v1/auth/login', { username: 'root', password: 'root-password-1' })).json()) as { token: string };
+        const created = await post(r.base, '/api/v1/organizations', { name: 'Tenant Two', slug: 'tenant-two' }, token);
+        assert.equal(created.status, 201);
+      } finally {
+        assert.equal(await stop(r), 0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  for (const dialect of testDialects().filter((d) => d === 'postgres')) {
+    it('runs the same build on PostgreSQL and Redis, two processes sharing them', { skip: process.env.PARLEY_TEST_REDIS_URL ? false : 'SKIPPED: no Redis in this run' }, async () => {
+      const db = await newTestDb(dialect, { migrate: false });
+      const dir = mkdtempSync(join(tmpdir(), 'parley-e2e-pg-'));
+      const env = { DATA_DIR: dir, DATABASE_URL: db.url, REDIS_URL: process.env.PARLEY_TEST_REDIS_URL!, JWT_SECRET: 'e2e-secret-e2e-secret-e2e-secret-e2e' };
+      const [a, b] = await Promise.all([startServer(env), startServer(env)]);
+      try {
+        const reg = await post(a.base, '/api/v1/auth/register', { username: 'pguser', password: 'pg-password-1' });
+        assert.equal(reg.status, 201);
+        const { token } = (await reg.json()) as { token: string };
+        // The token made on node A works on node B: one database, one secret.
+        const me = await fetch(`${b.base}/api/v1/users/me`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(me.status, 200);
+        const ready = (await (await fetch(`${b.base}/ready`)).json()) as { checks: Record<string, string> };
+        assert.deepEqual(ready.checks, { database: 'ok', redis: 'ok' });
+        // Logout on B ends the session on A too.
+        assert.equal((await post(b.base, '/api/v1/auth/logout', {}, token)).status, 204);
+        assert.equal((await fetch(`${a.base}/api/v1/users/me`, { headers: { authorization: `Bearer ${token}` } })).status, 401);
+      } finally {
+        assert.equal(await stop(a), 0);
+        assert.equal(await stop(b), 0);
+        await db.drop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type GenerateKeyPairResult, type JWK } from 'jose';
 import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
 
@@ -91,14 +91,14 @@ for (const dialect of testDialects()) {
   describe(`host-issued JWTs, RS256 and ES256 through a JWKS URL (${dialect})`, () => {
     let t: TestApp;
     let jwks: Awaited<ReturnType<typeof jwksServer>>;
-    let rsa: CryptoKeyPair;
-    let ec: CryptoKeyPair;
-    let stranger: CryptoKeyPair;
+    let rsa: GenerateKeyPairResult;
+    let ec: GenerateKeyPairResult;
+    let stranger: GenerateKeyPairResult;
     let orgSlug: string;
     before(async () => {
-      rsa = (await generateKeyPair('RS256')) as CryptoKeyPair;
-      ec = (await generateKeyPair('ES256')) as CryptoKeyPair;
-      stranger = (await generateKeyPair('RS256')) as CryptoKeyPair;
+      rsa = (await generateKeyPair('RS256'));
+      ec = (await generateKeyPair('ES256'));
+      stranger = (await generateKeyPair('RS256'));
       const keys = [
         { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' },
         { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' },
@@ -112,7 +112,7 @@ for (const dialect of testDialects()) {
       jwks.server.close();
     });
 
-    const sign = (key: CryptoKey, alg: string, kid: string, claims: Record<string, unknown>, aud = 'parley') =>
+    const sign = (key: GenerateKeyPairResult['privateKey'], alg: string, kid: string, claims: Record<string, unknown>, aud = 'parley') =>
       new SignJWT(claims).setProtectedHeader({ alg, kid }).setAudience(aud).setIssuedAt().setExpirationTime('5m').sign(key);
 
     it('accepts RS256 and ES256 tokens signed by keys in the JWKS; the default organization applies', async () => {

@@ -48,7 +48,7 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
   if (isPostgresUrl(url)) {
     const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-    tagDialect(db as Kysely<unknown>, 'postgres');
+    tagDialect(db, 'postgres');
     return {
       db,
       dialect: 'postgres',
@@ -60,7 +60,7 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
   }
   const sqlite = openSqlite(url);
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
-  tagDialect(db as Kysely<unknown>, 'sqlite');
+  tagDialect(db, 'sqlite');
   return {
     db,
     dialect: 'sqlite',

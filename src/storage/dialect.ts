@@ -17,15 +17,18 @@ export function columnTypes(dialect: DialectName): ColumnTypes {
   return dialect === 'postgres' ? { timestamp: 'timestamptz', bigint: 'bigint' } : { timestamp: 'text', bigint: 'integer' };
 }
 
+/** Any Kysely instance or transaction, whatever its table types. */
+type HasExecutor = Pick<Kysely<unknown>, 'getExecutor'>;
+
 const dialects = new WeakMap<object, DialectName>();
 
 /** Remember which dialect a Kysely instance speaks (set once by createDb). */
-export function tagDialect(db: Kysely<unknown>, dialect: DialectName): void {
+export function tagDialect(db: HasExecutor, dialect: DialectName): void {
   dialects.set(db, dialect);
 }
 
 /** The dialect of a Kysely instance made by createDb (also works on transactions of it). */
-export function dialectOf(db: Kysely<unknown>): DialectName {
+export function dialectOf(db: HasExecutor): DialectName {
   const d = dialects.get(db);
   if (d) return d;
   // Transactions are new Kysely objects: fall back to the adapter's class name.

@@ -1,4 +1,5 @@
 import { sql, type Expression, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import { dialectOf } from '../../storage/dialect.ts';
 import type { DB, UsersTable } from '../../storage/schema.ts';
 
 export type UserRow = Selectable<UsersTable>;
@@ -71,14 +72,24 @@ export class UsersRepo {
     return q.orderBy('username').limit(limit).execute();
   }
 
-  async countActiveAdmins(orgId: string): Promise<number> {
-    const r = await this.db
-      .selectFrom('users')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('org_id', '=', orgId)
-      .where('role', '=', 'admin')
-      .where('active', '=', 1)
-      .executeTakeFirstOrThrow();
-    return Number(r.n);
+  /**
+   * Update a user unless that would leave the organization without an active admin. The check and
+   * the write are one transaction; on PostgreSQL the org's active admin rows are locked first
+   * (SELECT ... FOR UPDATE), so two concurrent demotions of the last two admins cannot both pass.
+   * SQLite runs one write transaction at a time, which gives the same guarantee.
+   */
+  async updateKeepingAnAdmin(orgId: string, id: string, patch: Partial<Omit<UsersTable, 'id' | 'org_id'>>): Promise<UserRow | 'not_found' | 'last_admin'> {
+    return this.db.transaction().execute(async (trx) => {
+      let admins = trx.selectFrom('users').select('id').where('org_id', '=', orgId).where('role', '=', 'admin').where('active', '=', 1);
+      if (dialectOf(trx) === 'postgres') admins = admins.forUpdate();
+      const adminIds = (await admins.execute()).map((r) => r.id);
+      const row = await trx.selectFrom('users').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+      if (!row) return 'not_found';
+      const next = { ...row, ...patch };
+      const losesAdmin = adminIds.includes(id) && (next.role !== 'admin' || next.active !== 1);
+      if (losesAdmin && adminIds.length <= 1) return 'last_admin';
+      await trx.updateTable('users').set(patch).where('org_id', '=', orgId).where('id', '=', id).execute();
+      return next;
+    });
   }
 }

@@ -181,20 +181,16 @@ export class UsersService {
   /** Admin: change role, (de)activate, rename. The last active admin cannot be demoted or deactivated. */
   async adminUpdate(p: Principal, id: string, body: AdminUpdateUserBody): Promise<UserDto> {
     requireAccess(p, 'users.manage');
-    const row = await this.repo.getById(p.orgId, id);
-    if (!row) throw notFound('user.not_found', 'User');
     if (body.role !== undefined && !isValidRole(body.role)) throw new AppError('validation.failed', 'Invalid role');
-    const losesAdmin = row.role === 'admin' && row.active === 1 && ((body.role !== undefined && body.role !== 'admin') || body.active === false);
-    if (losesAdmin && (await this.repo.countActiveAdmins(p.orgId)) <= 1) {
-      throw new AppError('user.last_admin', 'The organization must keep at least one active admin');
-    }
-    const patch: Parameters<UsersRepo['update']>[2] = {};
+    const patch: Parameters<UsersRepo['update']>[2] = { updated_at: isoNow(this.clock) };
     if (body.role !== undefined) patch.role = body.role;
     if (body.name !== undefined) patch.name = body.name;
     if (body.active !== undefined) patch.active = body.active ? 1 : 0;
     if (body.active === false) patch.status = 'offline';
-    const updated = await this.doUpdate(p.orgId, id, patch);
+    const result = await mapUnique(() => this.repo.updateKeepingAnAdmin(p.orgId, id, patch), uniqueToAppError);
+    if (result === 'not_found') throw notFound('user.not_found', 'User');
+    if (result === 'last_admin') throw new AppError('user.last_admin', 'The organization must keep at least one active admin');
     if (body.active === false) await this.#revoker?.revokeAllForUser(p.orgId, id, 'deactivated');
-    return toUserDto(updated);
+    return toUserDto(result);
   }
 }

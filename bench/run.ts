@@ -23,7 +23,7 @@ import type { Benchmark, BenchOutcome, Protocol } from './lib/benchmark.ts';
 import { pickLoadTool } from './lib/load.ts';
 import { describeMachine, loadAverage, machine } from './lib/machine.ts';
 import { writeSection } from './lib/markdown.ts';
-import { cleanup, installCleanupHandlers } from './lib/proc.ts';
+import { cleanup, installCleanupHandlers, interrupted, shellQuote } from './lib/proc.ts';
 import { usersMe } from './lib/users-me.ts';
 
 /** Every benchmark, in the order `npm run bench` runs them. Add new ones here. */
@@ -96,6 +96,8 @@ async function main(): Promise<number> {
   log(`load average: ${load.map((x) => x.toFixed(2)).join(', ')}${load[0] > m.cores * 0.75 ? '  <- the machine is busy; the figures will be distorted' : ''}`);
   if (!args.write) log(`BENCHMARKS.md will not be written (${args.cpuProfile ? '--cpu-prof' : 'non-default protocol or --no-write'})`);
 
+  const argv = process.argv.slice(2);
+  const command = `npm run bench${argv.length ? ` -- ${argv.map(shellQuote).join(' ')}` : ''}`;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   let failed = 0;
   for (const bench of selected) {
@@ -104,9 +106,10 @@ async function main(): Promise<number> {
     mkdirSync(resultsDir, { recursive: true });
     let outcome: BenchOutcome;
     try {
-      outcome = await bench.run({ root: ROOT, tool, machine: m, protocol: args.protocol, resultsDir, cpuProfile: args.cpuProfile, log });
+      outcome = await bench.run({ root: ROOT, tool, machine: m, protocol: args.protocol, resultsDir, cpuProfile: args.cpuProfile, command, log });
     } catch (err) {
       failed++;
+      if (interrupted()) break;
       process.stderr.write(`bench: ${bench.id} FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       continue;
     } finally {

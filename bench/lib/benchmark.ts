@@ -17,6 +17,8 @@ export interface BenchContext {
   protocol: Protocol;
   /** Where this run keeps raw outputs (bench/.results/<stamp>-<id>/). */
   resultsDir: string;
+  /** How the harness was invoked, e.g. "npm run bench" or "npm run bench -- users-me". */
+  command: string;
   /** Profile the server under test with `node --cpu-prof` (numbers are then not representative). */
   cpuProfile: boolean;
   log(line: string): void;

@@ -1,6 +1,7 @@
 /**
  * What the numbers were measured on, and how busy the machine was with other work meanwhile.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 
@@ -68,4 +69,15 @@ export function foreignCpuShare(a: CpuSnapshot | null, b: CpuSnapshot | null): n
   if (!a || !b || b.total <= a.total) return null;
   const foreign = b.busy - a.busy - (b.ours - a.ours);
   return Math.max(0, foreign) / (b.total - a.total);
+}
+
+/** The commit measured, e.g. "3f3be55" or "3f3be55 + uncommitted changes in src/", or "unknown". */
+export function codeVersion(root: string): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const sha = git('rev-parse', '--short', 'HEAD');
+    return git('status', '--porcelain', '--', 'src') ? `${sha} + uncommitted changes in src/` : sha;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
 }

@@ -37,12 +37,17 @@ export async function cleanup(): Promise<void> {
 }
 
 let handlersInstalled = false;
+let interruptedBy: NodeJS.Signals | undefined;
+/** The signal that interrupted the run, if one did (errors after it are consequences, not findings). */
+export const interrupted = (): NodeJS.Signals | undefined => interruptedBy;
+
 /** SIGINT/SIGTERM/SIGHUP: clean up and exit 130; on exit: synchronous last-chance cleanup. */
 export function installCleanupHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
+      interruptedBy = sig;
       process.stderr.write(`\nbench: ${sig}, stopping servers and removing temp files\n`);
       void cleanup().finally(() => process.exit(130));
     });

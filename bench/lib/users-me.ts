@@ -11,7 +11,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { type Benchmark, type BenchContext, type BenchOutcome, fmtMs, fmtPct, fmtRps, median } from './benchmark.ts';
 import { formatSummary, summarizeProfile } from './cpuprofile.ts';
 import type { LoadResult } from './load.ts';
-import { cpuSnapshot, describeMachine, foreignCpuShare, loadAverage } from './machine.ts';
+import { codeVersion, cpuSnapshot, describeMachine, foreignCpuShare, loadAverage } from './machine.ts';
 import { table } from './markdown.ts';
 import { freePort, makeTempDir, startService, waitForHttp } from './proc.ts';
 
@@ -92,10 +92,13 @@ async function getBody(url: string, token: string): Promise<string> {
   return text;
 }
 
+/** The main thread's profile: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile with thread id 0 (1 is tsx's loader worker). */
 function findProfile(dir: string): string | undefined {
   try {
     const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-    return files.length ? join(dir, files.sort().at(-1)!) : undefined;
+    const main = files.filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+    const pick = (main.length ? main : files).sort().at(-1);
+    return pick ? join(dir, pick) : undefined;
   } catch {
     return undefined;
   }
@@ -104,6 +107,7 @@ function findProfile(dir: string): string | undefined {
 async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const { root, tool, protocol: p } = ctx;
   const started = new Date();
+  const code = codeVersion(root);
   const loadBefore = loadAverage();
   const tmp = makeTempDir('parley-bench-users-me-');
   const profileDir = join(ctx.resultsDir, 'cpuprofile');
@@ -205,7 +209,7 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
 Goal (issue): authenticated \`GET /api/v1/users/me\` at ${p.connections} connections reaches **≥ ${GOAL}×** the
 requests per second of a bare Fastify route returning the same JSON, same run, same load tool.
 
-**Result: Parley ${fmtRps(rps.parley)} req/s vs bare ${fmtRps(rps.bare)} req/s = ${ratio.toFixed(2)}× — goal ${verdict}.**
+Result: Parley ${fmtRps(rps.parley)} req/s vs bare ${fmtRps(rps.bare)} req/s = **${ratio.toFixed(2)}×** — goal ${verdict}.
 
 ${table(
   ['median of ' + p.rounds + ' rounds', 'bare Fastify', 'Parley', 'Parley / bare'],
@@ -218,9 +222,10 @@ ${table(
 )}
 
 - Date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')}
+- Code: commit ${code}
 - Machine: ${describeMachine(m)}
 - Load average (1, 5, 15 min) before the run: ${load(loadBefore)}; busiest measured run had ${fmtPct(maxForeign)} of the machine's CPU used by other processes ("other CPU" below, from /proc)
-- Command: \`npm run bench\` (only this benchmark: \`npm run bench -- users-me\`)
+- Command: \`${ctx.command}\`${ctx.command === 'npm run bench' ? ' (runs every benchmark; this one alone: `npm run bench -- users-me`)' : ''}
 - Load tool: ${tool.name} ${tool.version}, one run per line below:
   \`${tool.describe({ url: `http://127.0.0.1:<port>${PATH}`, connections: p.connections, durationSec: p.durationSec, headers })}\`
 - Protocol: warm-up ${p.warmupSec} s per target (not counted), then ${p.rounds} rounds of ${p.durationSec} s alternating bare, Parley; medians over the rounds. Every response must be 2xx and no socket error may occur, else the benchmark is marked failed.
@@ -247,7 +252,7 @@ How it is set up:
   - \`LOG_LEVEL=warn\`: at the default \`info\`, Parley writes one log line per request, and that logging would dominate the measurement.
   - \`RATE_LIMIT_MAX=1000000000\`: the per-IP rate limiter stays **on**, so its per-request cost is part of the figure, but at a limit the benchmark never reaches.
   - \`METRICS_ENABLED=false\`: no Prometheus listener (the request-metrics hook itself is always registered by the app).
-  - Every request therefore goes through Parley's real stack: request id, rate limiter, helmet headers, JWT verification and session lookup, the \`users.me\` service, response-schema serialization.
+  - Every request therefore goes through Parley's real stack: request id, rate limiter, helmet headers, authentication (access token, session and user checked on every request), request metrics, the \`users.me\` service, response-schema serialization.
 - **Bare Fastify** (\`bench/bare-server.ts\`) is its own process too: \`Fastify({ logger: false })\` with one \`GET ${PATH}\` route returning the JSON object Parley answered for agent1 (fetched once at the start and checked equal), no plugins, no hooks, no schema.
 - Same host (127.0.0.1), same request (including the Authorization header), same load tool and parameters, in the same run. Each server is one Node process (one main JS thread)${tool.name === 'wrk' ? '; with `-t1` wrk uses one thread, so on a 2-core machine load tool and server each get about one core' : ''}.
 `;

@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -16,6 +15,7 @@ import { authPlugin } from './transport/http/auth-plugin.ts';
 import { registerErrorHandling } from './transport/http/error-handler.ts';
 import { createMetrics, registerRequestMetrics, type Metrics } from './transport/http/metrics.ts';
 import { registerRateLimit } from './transport/http/rate-limit.ts';
+import { registerSecurityHeaders } from './transport/http/security-headers.ts';
 import { ErrorBody } from './transport/http/schemas.ts';
 
 declare module 'fastify' {
@@ -48,7 +48,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const services = createServices(opts);
+  const services = createServices({ ...opts, onBackgroundError: (err) => app.log.error({ err }, 'background error') });
+  await services.principals.start();
   const metrics = createMetrics();
   app.decorate('services', services);
   app.decorate('metrics', metrics);
@@ -58,17 +59,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerRequestMetrics(app, metrics);
-  app.addHook('onSend', async (req, reply) => {
-    reply.header('x-request-id', req.id);
-    // API answers are per user: never stored by shared caches (SECURITY.md class K).
-    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'private, no-store');
-  });
-
-  await app.register(helmet, {
-    // The API serves JSON only; /docs (Swagger UI) gets its own CSP from swagger-ui's staticCSP.
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    crossOriginResourcePolicy: { policy: 'same-site' },
-  });
+  registerSecurityHeaders(app);
   if (config.corsEnabled && config.corsAllowedOrigins.length) {
     const all = config.corsAllowedOrigins.includes('*');
     await app.register(cors, {
@@ -122,6 +113,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   app.addHook('onClose', async () => {
     await services.limiter.close();
+    await services.bus.close();
   });
   return app;
 }

@@ -11,6 +11,10 @@ import { OrganizationsRepo } from './features/organizations/organizations.repo.t
 import { OrganizationsService } from './features/organizations/organizations.service.ts';
 import { UsersRepo } from './features/users/users.repo.ts';
 import { UsersService } from './features/users/users.service.ts';
+import { PrincipalCache } from './access/principal-cache.ts';
+import type { EventBus } from './bus/event-bus.ts';
+import { MemoryEventBus } from './bus/memory-event-bus.ts';
+import { RedisEventBus } from './bus/redis-event-bus.ts';
 import { MemoryRateLimiter } from './limits/memory-rate-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import { RedisRateLimiter } from './limits/redis-rate-limiter.ts';
@@ -27,23 +31,29 @@ export interface ServiceDeps {
   clock?: Clock;
   /** Key prefix in Redis (tests use a random one). */
   redisPrefix?: string;
+  /** Errors of background work (bus delivery) that have no request to answer. */
+  onBackgroundError?: (err: unknown) => void;
 }
 
 /** The composition root: every service, wired once. Backends are chosen here from config alone. */
 export function createServices(deps: ServiceDeps) {
   const clock = deps.clock ?? systemClock;
   const { db } = deps.database;
-  const limiter: RateLimiter = deps.redis ? new RedisRateLimiter(deps.redis, deps.redisPrefix ?? 'parley:') : new MemoryRateLimiter(() => clock.now());
+  const prefix = deps.redisPrefix ?? 'parley:';
+  const limiter: RateLimiter = deps.redis ? new RedisRateLimiter(deps.redis, prefix) : new MemoryRateLimiter(() => clock.now());
+  const bus: EventBus = deps.redis ? new RedisEventBus(deps.redis, prefix, deps.onBackgroundError) : new MemoryEventBus(deps.onBackgroundError);
+  const principals = new PrincipalCache(bus, deps.config.authCacheTtlMs, () => clock.now());
 
-  const users = new UsersService(new UsersRepo(db), clock);
-  const orgs = new OrganizationsService(new OrganizationsRepo(db), users, clock);
-  const apiKeys = new ApiKeysService(new ApiKeysRepo(db), clock);
+  const users = new UsersService(new UsersRepo(db), principals, clock);
+  const orgs = new OrganizationsService(new OrganizationsRepo(db), users, principals, clock);
+  const apiKeys = new ApiKeysService(new ApiKeysRepo(db), principals, clock);
   const tokens = new AccessTokens(deps.jwtSecret, deps.config.accessTokenTtlSeconds, () => clock.now());
-  const auth = new AuthService(new AuthRepo(db), users, orgs, tokens, limiter, deps.config, clock);
+  const auth = new AuthService(new AuthRepo(db), users, orgs, tokens, limiter, principals, deps.config, clock);
   users.setSessionRevoker(auth);
-  const authenticator = new Authenticator(tokens, auth, apiKeys, users, orgs, new HostJwtVerifier(deps.config.hostJwt), deps.config.hostJwt);
+  const host = new HostJwtVerifier(deps.config.hostJwt);
+  const authenticator = new Authenticator(tokens, auth, apiKeys, users, orgs, host, principals, deps.config.hostJwt);
 
-  return { clock, limiter, users, orgs, apiKeys, tokens, auth, authenticator };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator };
 }
 
 export type Services = ReturnType<typeof createServices>;

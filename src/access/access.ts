@@ -1,4 +1,5 @@
 import { AppError, forbidden } from '../platform/errors.ts';
+import type { UserRow } from '../features/users/users.repo.ts';
 import { baseRole, type BuiltInRole } from './roles.ts';
 
 /**
@@ -15,6 +16,8 @@ export interface Principal {
   platformAdmin: boolean;
   sessionId: string | null;
   apiKeyId: string | null;
+  /** The acting user's row as read while authenticating this request (null for a key acting as itself). */
+  user: UserRow | null;
 }
 
 /** Every permission in one table: which built-in roles hold it. Host-defined roles count as member. */

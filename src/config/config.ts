@@ -32,6 +32,8 @@ export interface Config {
   /** null means: generate one in the data folder (development and test only). */
   jwtSecret: string | null;
   accessTokenTtlSeconds: number;
+  /** How long a resolved principal may be reused before credentials are checked again (0 = never). */
+  authCacheTtlMs: number;
   refreshTokenTtlSeconds: number;
   corsEnabled: boolean;
   corsAllowedOrigins: string[];
@@ -226,6 +228,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     redisUrl: readRedisUrl(r),
     jwtSecret,
     accessTokenTtlSeconds: r.int(['ACCESS_TOKEN_TTL_SECONDS'], 900, 30, 86_400),
+    authCacheTtlMs: r.int(['AUTH_CACHE_TTL_MS'], 30_000, 0, 3_600_000),
     refreshTokenTtlSeconds: r.int(['REFRESH_TOKEN_TTL_SECONDS'], 30 * 86_400, 300, 365 * 86_400),
     corsEnabled,
     corsAllowedOrigins,

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import { isPostgresUrl } from '../config/config.ts';
 import { tagDialect, type DialectName } from './dialect.ts';
@@ -43,6 +43,27 @@ function openSqlite(path: string): SQLite.Database {
   return sqlite;
 }
 
+/**
+ * better-sqlite3 behind Kysely, with prepared statements kept and reused. Kysely's SQLite driver
+ * prepares the SQL of every query anew; preparing costs more than running a simple indexed read,
+ * and an app issues a small, fixed set of distinct SQL texts. Bounded so ad-hoc SQL cannot grow it.
+ */
+function withStatementCache(sqlite: SQLite.Database, max = 1000): SqliteDatabase {
+  const statements = new Map<string, SQLite.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sqlText: string) {
+      let stmt = statements.get(sqlText);
+      if (!stmt) {
+        stmt = sqlite.prepare(sqlText);
+        if (statements.size >= max) statements.delete(statements.keys().next().value as string);
+        statements.set(sqlText, stmt);
+      }
+      return stmt as unknown as ReturnType<SqliteDatabase['prepare']>;
+    },
+  };
+}
+
 /** Open the database named by a config URL: a SQLite path / :memory:, or a postgres:// URL. */
 export function createDb(url: string, options: CreateDbOptions = {}): Database {
   if (isPostgresUrl(url)) {
@@ -59,7 +80,7 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
     };
   }
   const sqlite = openSqlite(url);
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   tagDialect(db, 'sqlite');
   return {
     db,

@@ -49,7 +49,7 @@ export async function newTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
       cb();
     },
   });
-  const logger = pino(loggerOptions('info'), stream);
+  const logger = pino(loggerOptions(config.logLevel), stream);
   const app = await buildApp({
     config,
     database: db,

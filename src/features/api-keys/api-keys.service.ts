@@ -2,6 +2,7 @@ import { requireAccess, requireHumanUser, type Principal } from '../../access/ac
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { notFound } from '../../platform/errors.ts';
 import { newId, randomHex, randomToken, safeEqual, sha256Hex } from '../../platform/ids.ts';
+import type { PrincipalCache } from '../../access/principal-cache.ts';
 import type { ApiKeyRow, ApiKeysRepo } from './api-keys.repo.ts';
 
 const KEY_RE = /^prl_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -28,6 +29,7 @@ export class ApiKeysService {
 
   constructor(
     private readonly repo: ApiKeysRepo,
+    private readonly principals: PrincipalCache,
     private readonly clock: Clock,
   ) {}
 
@@ -59,6 +61,7 @@ export class ApiKeysService {
     requireAccess(p, 'api_keys.manage');
     const row = await this.repo.revoke(p.orgId, id, isoNow(this.clock));
     if (!row) throw notFound('api_key.not_found', 'API key');
+    await this.principals.invalidate({ apiKeyId: id });
   }
 
   /** Looks like one of our keys? (Routing between key and JWT in the Authorization header.) */

@@ -1,6 +1,7 @@
 import type { Principal } from '../../access/access.ts';
 import { isStaffRole, isValidRole } from '../../access/roles.ts';
 import type { Config } from '../../config/config.ts';
+import type { PrincipalCache } from '../../access/principal-cache.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { AppError, RateLimitedError } from '../../platform/errors.ts';
@@ -26,6 +27,7 @@ export class AuthService implements SessionRevoker {
     private readonly orgs: OrganizationsService,
     private readonly tokens: AccessTokens,
     private readonly limiter: RateLimiter,
+    private readonly principals: PrincipalCache,
     private readonly config: Pick<Config, 'refreshTokenTtlSeconds' | 'loginLimit' | 'defaultOrganization'>,
     private readonly clock: Clock,
   ) {}
@@ -82,6 +84,7 @@ export class AuthService implements SessionRevoker {
     if (!rotated) {
       // A used token came back: someone holds a copy. Kill the whole family (the session).
       await this.repo.revokeSession(row.session_id, now, 'refresh_reuse');
+      await this.principals.invalidate({ sessionId: row.session_id });
       throw new AppError('auth.refresh_reused', 'This refresh token was already used; the session has been revoked');
     }
     const user = await this.users.getRow(row.org_id, row.session_user_id);
@@ -92,12 +95,19 @@ export class AuthService implements SessionRevoker {
   /** Revoke the caller's session (or all their sessions). API keys and host tokens have no session: nothing to do. */
   async logout(p: Principal, all: boolean): Promise<void> {
     const now = isoNow(this.clock);
-    if (all && p.userId) await this.repo.revokeAllForUser(p.orgId, p.userId, now, 'logout_all', null);
-    else if (p.sessionId) await this.repo.revokeSession(p.sessionId, now, 'logout');
+    if (all && p.userId) {
+      await this.repo.revokeAllForUser(p.orgId, p.userId, now, 'logout_all', null);
+      await this.principals.invalidate({ userId: p.userId });
+    } else if (p.sessionId) {
+      await this.repo.revokeSession(p.sessionId, now, 'logout');
+      await this.principals.invalidate({ sessionId: p.sessionId });
+    }
   }
 
   async revokeAllForUser(orgId: string, userId: string, reason: string, exceptSessionId: string | null = null): Promise<void> {
     await this.repo.revokeAllForUser(orgId, userId, isoNow(this.clock), reason, exceptSessionId);
+    // Drops the kept session too; it is simply re-read on its next request.
+    await this.principals.invalidate({ userId });
   }
 
   /** The session behind an access token, with its user, for the per-request check. */

@@ -8,6 +8,7 @@ import { ApiKeysService } from '../api-keys/api-keys.service.ts';
 import type { OrganizationsService } from '../organizations/organizations.service.ts';
 import type { UserRow } from '../users/users.repo.ts';
 import type { UsersService } from '../users/users.service.ts';
+import type { PrincipalCache } from '../../access/principal-cache.ts';
 import type { AuthService } from './auth.service.ts';
 import type { HostIdentity, HostJwtVerifier } from './host-jwt.ts';
 import { PARLEY_ISSUER, type AccessTokens } from './tokens.ts';
@@ -36,23 +37,38 @@ export class Authenticator {
     private readonly users: UsersService,
     private readonly orgs: OrganizationsService,
     private readonly host: HostJwtVerifier,
+    private readonly principals: PrincipalCache,
     private readonly hostConfig: HostJwtConfig,
   ) {}
 
+  /** Resolve credentials, from the principal cache when this exact credential was resolved recently. */
   async authenticate(c: Credentials): Promise<Principal> {
+    const credential = c.apiKey ?? c.authorization;
+    if (credential === undefined) throw new AppError('auth.required', 'Authentication required');
+    const key = c.onBehalfOf === undefined ? credential : `${credential}\u0000${c.onBehalfOf}`;
+    const cached = this.principals.get(key);
+    if (cached) return cached;
+    const generation = this.principals.generation;
+    const { principal, expiresAtMs } = await this.#resolve(c);
+    this.principals.set(key, principal, generation, expiresAtMs);
+    return principal;
+  }
+
+  async #resolve(c: Credentials): Promise<{ principal: Principal; expiresAtMs?: number }> {
     const bearer = c.authorization ? /^Bearer\s+(\S+)\s*$/i.exec(c.authorization)?.[1] : undefined;
     if (c.authorization && !bearer) throw new AppError('auth.invalid_token', 'The Authorization header must be "Bearer <token>"');
     const key = c.apiKey ?? (bearer && ApiKeysService.looksLikeKey(bearer) ? bearer : undefined);
-    if (key) return this.#fromApiKey(key, c.onBehalfOf);
+    if (key) return { principal: await this.#fromApiKey(key, c.onBehalfOf) };
     if (!bearer) throw new AppError('auth.required', 'Authentication required');
-    let iss: unknown;
+    let claims: { iss?: unknown; exp?: unknown };
     try {
-      iss = decodeJwt(bearer).iss;
+      claims = decodeJwt(bearer);
     } catch {
       throw new AppError('auth.invalid_token', 'Invalid token');
     }
-    if (iss === PARLEY_ISSUER || !this.host.enabled) return this.#fromAccessToken(bearer);
-    return this.#fromHostToken(bearer);
+    const principal = claims.iss === PARLEY_ISSUER || !this.host.enabled ? await this.#fromAccessToken(bearer) : await this.#fromHostToken(bearer);
+    // Verified by now, so exp is the token's real expiry: a cached principal never outlives it.
+    return { principal, expiresAtMs: typeof claims.exp === 'number' ? claims.exp * 1000 : undefined };
   }
 
   async #fromAccessToken(token: string): Promise<Principal> {
@@ -67,14 +83,14 @@ export class Authenticator {
   async #fromApiKey(key: string, onBehalfOf: string | undefined): Promise<Principal> {
     const row = await this.apiKeys.authenticate(key);
     if (!row) throw new AppError('auth.invalid_token', 'Invalid or revoked API key');
-    const base: Principal = { kind: 'api_key', orgId: row.org_id, userId: null, role: 'admin', platformAdmin: false, sessionId: null, apiKeyId: row.id };
+    const base: Principal = { kind: 'api_key', orgId: row.org_id, userId: null, role: 'admin', platformAdmin: false, sessionId: null, apiKeyId: row.id, user: null };
     if (!onBehalfOf) return base;
     const ext = onBehalfOf.startsWith('external:') ? onBehalfOf.slice('external:'.length) : null;
     const user =
       ext !== null ? await this.users.findByExternalRef(row.org_id, ext) : UUID_RE.test(onBehalfOf) ? await this.users.getRow(row.org_id, onBehalfOf) : undefined;
     if (!user || user.active !== 1) throw new AppError('auth.on_behalf_invalid', 'X-On-Behalf-Of names no active user of this organization');
     // Acting as a user means acting with that user's rights, never more.
-    return { ...base, userId: user.id, role: user.role, platformAdmin: false };
+    return { ...base, userId: user.id, role: user.role, platformAdmin: false, user };
   }
 
   async #fromHostToken(token: string): Promise<Principal> {
@@ -115,5 +131,5 @@ export class Authenticator {
 }
 
 function userPrincipal(user: UserRow, sessionId: string | null): Principal {
-  return { kind: 'user', orgId: user.org_id, userId: user.id, role: user.role, platformAdmin: user.platform_admin === 1, sessionId, apiKeyId: null };
+  return { kind: 'user', orgId: user.org_id, userId: user.id, role: user.role, platformAdmin: user.platform_admin === 1, sessionId, apiKeyId: null, user };
 }

@@ -14,14 +14,11 @@ const AUDIENCE = 'parley-api';
 
 /**
  * Parley's access tokens: HS256 JWTs with iss "parley", bound to a session id (sid) so that
- * logout and revocation take effect at once (the session is checked on every request).
- * Verified tokens are remembered until they expire (bounded map): re-verifying the HMAC of the
- * same token on every request is wasted work; the session check still runs every time.
+ * logout and revocation take effect at once (the session is checked whenever the token is resolved;
+ * see PrincipalCache for how resolved tokens are reused).
  */
 export class AccessTokens {
   readonly #key: Uint8Array;
-  readonly #verified = new Map<string, AccessClaims>();
-  static readonly MAX_CACHED = 10_000;
 
   constructor(
     secret: string,
@@ -49,12 +46,6 @@ export class AccessTokens {
 
   /** Verify signature, algorithm (HS256 only: `alg: none` and others are refused), issuer, audience and expiry. */
   async verify(token: string): Promise<AccessClaims> {
-    const nowSec = Math.floor(this.now() / 1000);
-    const cached = this.#verified.get(token);
-    if (cached) {
-      if (cached.exp > nowSec) return cached;
-      this.#verified.delete(token);
-    }
     try {
       const { payload } = await jwtVerify(token, this.#key, {
         algorithms: ['HS256'],
@@ -66,10 +57,7 @@ export class AccessTokens {
       if (typeof sub !== 'string' || typeof org !== 'string' || typeof sid !== 'string' || typeof exp !== 'number') {
         throw new AppError('auth.invalid_token', 'Invalid token');
       }
-      const claims = { sub, org, sid, exp };
-      if (this.#verified.size >= AccessTokens.MAX_CACHED) this.#verified.clear();
-      this.#verified.set(token, claims);
-      return claims;
+      return { sub, org, sid, exp };
     } catch (err) {
       throw toAuthError(err);
     }

@@ -3,6 +3,7 @@ import { isoNow, type Clock } from '../../platform/clock.ts';
 import { AppError, forbidden, notFound } from '../../platform/errors.ts';
 import { newId, randomHex } from '../../platform/ids.ts';
 import { mapUnique } from '../../storage/errors.ts';
+import type { PrincipalCache } from '../../access/principal-cache.ts';
 import type { UsersService } from '../users/users.service.ts';
 import type { OrganizationRow, OrganizationsRepo } from './organizations.repo.ts';
 import type { CreateOrganizationBody, OrganizationDto, UpdateOrganizationBody } from './organizations.schemas.ts';
@@ -33,6 +34,7 @@ export class OrganizationsService {
   constructor(
     private readonly repo: OrganizationsRepo,
     private readonly users: UsersService,
+    private readonly principals: PrincipalCache,
     private readonly clock: Clock,
   ) {}
 
@@ -122,5 +124,6 @@ export class OrganizationsService {
     requirePlatformAdmin(p);
     if (p.orgId === id) throw new AppError('conflict', 'You cannot delete the organization you belong to');
     if (!(await this.repo.delete(id))) throw notFound('organization.not_found', 'Organization');
+    await this.principals.invalidate({ orgId: id });
   }
 }

@@ -6,6 +6,7 @@ import { newId } from '../../platform/ids.ts';
 import { hashPassword, verifyPassword } from '../../platform/passwords.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { mapUnique, type UniqueViolation } from '../../storage/errors.ts';
+import type { PrincipalCache } from '../../access/principal-cache.ts';
 import type { UsersRepo, UserRow } from './users.repo.ts';
 import type { AdminUpdateUserBody, ListUsersQuery, UpdateProfileBody, UpdateStatusBody, UserDto } from './users.schemas.ts';
 
@@ -58,6 +59,7 @@ export class UsersService {
 
   constructor(
     private readonly repo: UsersRepo,
+    private readonly principals: PrincipalCache,
     private readonly clock: Clock,
   ) {}
 
@@ -108,13 +110,16 @@ export class UsersService {
   async doUpdate(orgId: string, id: string, patch: Parameters<UsersRepo['update']>[2]): Promise<UserRow> {
     const row = await mapUnique(() => this.repo.update(orgId, id, { ...patch, updated_at: isoNow(this.clock) }), uniqueToAppError);
     if (!row) throw notFound('user.not_found', 'User');
+    await this.principals.invalidate({ userId: id });
     return row;
   }
 
   // ---- API ----
 
+  /** The caller, as read while authenticating this very request (no second query). */
   async me(p: Principal): Promise<UserDto> {
-    const row = await this.repo.getById(p.orgId, requireUser(p));
+    requireUser(p);
+    const row = p.user ?? (await this.repo.getById(p.orgId, p.userId!));
     if (!row) throw notFound('user.not_found', 'User');
     return toUserDto(row);
   }
@@ -190,6 +195,7 @@ export class UsersService {
     const result = await mapUnique(() => this.repo.updateKeepingAnAdmin(p.orgId, id, patch), uniqueToAppError);
     if (result === 'not_found') throw notFound('user.not_found', 'User');
     if (result === 'last_admin') throw new AppError('user.last_admin', 'The organization must keep at least one active admin');
+    await this.principals.invalidate({ userId: id });
     if (body.active === false) await this.#revoker?.revokeAllForUser(p.orgId, id, 'deactivated');
     return toUserDto(result);
   }

@@ -1,0 +1,56 @@
+/**
+ * Fan-out between the processes of one Parley deployment.
+ *
+ * Guarantees (Centrifuge's broker contract): `publish` delivers the payload to every current
+ * subscriber of the topic on every node, this node included, **at most once** — a node that is
+ * disconnected from the broker when a message passes misses it. Anything that must not be lost
+ * goes through the database (outbox, seq-based catch-up); the bus only makes things fast.
+ * Local subscribers are called synchronously inside `publish`; the order of messages on one topic
+ * from one node is kept.
+ */
+export interface EventBus {
+  /** Deliver `payload` to the topic's subscribers on every node. */
+  publish(topic: string, payload: string): Promise<void>;
+  /** Call `handler` for every message on `topic`; resolves once subscribed; returns the unsubscribe function. */
+  subscribe(topic: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Stop delivering and release connections owned by the bus. */
+  close(): Promise<void>;
+}
+
+/** Local subscriber registry shared by the implementations. */
+export class LocalTopics {
+  readonly #handlers = new Map<string, Set<(payload: string) => void>>();
+
+  add(topic: string, handler: (payload: string) => void): { first: boolean; remove: () => boolean } {
+    let set = this.#handlers.get(topic);
+    const first = !set;
+    if (!set) this.#handlers.set(topic, (set = new Set()));
+    set.add(handler);
+    return {
+      first,
+      remove: () => {
+        set.delete(handler);
+        if (set.size > 0) return false;
+        this.#handlers.delete(topic);
+        return true;
+      },
+    };
+  }
+
+  /** Call every local handler of the topic; one throwing handler does not stop the others. */
+  deliver(topic: string, payload: string, onError: (err: unknown) => void): void {
+    const set = this.#handlers.get(topic);
+    if (!set) return;
+    for (const h of [...set]) {
+      try {
+        h(payload);
+      } catch (err) {
+        onError(err);
+      }
+    }
+  }
+
+  clear(): void {
+    this.#handlers.clear();
+  }
+}

@@ -9,7 +9,7 @@ import { healthRoutes, type ReadinessCheck } from './features/health/health.rout
 import { organizationsRoutes } from './features/organizations/organizations.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
 import { newId } from './platform/ids.ts';
-import { loggerOptions } from './platform/logger.ts';
+import { loggerOptions, requestLoggerFactory } from './platform/logger.ts';
 import { createServices, type ServiceDeps, type Services } from './services.ts';
 import { authPlugin } from './transport/http/auth-plugin.ts';
 import { registerErrorHandling } from './transport/http/error-handler.ts';
@@ -45,6 +45,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : newId();
     },
     forceCloseConnections: 'idle',
+    childLoggerFactory: requestLoggerFactory as unknown as FastifyServerOptions['childLoggerFactory'],
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -24,3 +24,18 @@ export function loggerOptions(level: string): LoggerOptions {
     timestamp: () => `,"time":"${new Date().toISOString()}"`,
   };
 }
+
+interface ChildCapable {
+  isLevelEnabled(level: string): boolean;
+  child(bindings: Record<string, unknown>, options?: object): unknown;
+}
+
+/**
+ * Fastify's childLoggerFactory. A pino child per request (to bind the request id) measurably
+ * slows every request; when the level is above `info` no per-request line is written anyway, so
+ * requests share the parent logger, and the few lines logged at warn or error carry the request
+ * id explicitly (see the error handler).
+ */
+export function requestLoggerFactory(logger: ChildCapable, bindings: Record<string, unknown>, options: object): unknown {
+  return logger.isLevelEnabled('info') ? logger.child(bindings, options) : logger;
+}

@@ -1,13 +1,14 @@
+import { Nullable } from '../../platform/schema.ts';
 import { Type } from 'typebox';
 
 export const ApiKey = Type.Object({
   id: Type.String(),
   name: Type.String(),
   prefix: Type.String({ description: 'the public part of the key, shown in lists' }),
-  created_by: Type.Union([Type.String(), Type.Null()]),
+  created_by: Nullable(Type.String()),
   created_at: Type.String(),
-  last_used_at: Type.Union([Type.String(), Type.Null()]),
-  revoked_at: Type.Union([Type.String(), Type.Null()]),
+  last_used_at: Nullable(Type.String()),
+  revoked_at: Nullable(Type.String()),
 });
 
 export const CreatedApiKey = Type.Intersect([ApiKey, Type.Object({ key: Type.String({ description: 'the secret key; shown only in this response' }) })]);

@@ -1,3 +1,4 @@
+import { Nullable } from '../../platform/schema.ts';
 import { Type, type Static } from 'typebox';
 import { ROLE_PATTERN } from '../../access/roles.ts';
 
@@ -14,17 +15,17 @@ export const User = Type.Object({
   id: Type.String(),
   org_id: Type.String(),
   username: Type.String(),
-  email: Type.Union([Type.String(), Type.Null()]),
+  email: Nullable(Type.String()),
   name: Type.String(),
   role: Type.String(),
   status: Type.String(),
-  status_text: Type.Union([Type.String(), Type.Null()]),
+  status_text: Nullable(Type.String()),
   is_online: Type.Boolean(),
-  avatar_url: Type.Union([Type.String(), Type.Null()]),
-  external_ref: Type.Union([Type.String(), Type.Null()]),
+  avatar_url: Nullable(Type.String()),
+  external_ref: Nullable(Type.String()),
   active: Type.Boolean(),
   platform_admin: Type.Boolean(),
-  last_seen_at: Type.Union([Type.String(), Type.Null()]),
+  last_seen_at: Nullable(Type.String()),
   created_at: Type.String(),
   updated_at: Type.String(),
 });
@@ -32,7 +33,7 @@ export type UserDto = Static<typeof User>;
 
 export const UserList = Type.Object({
   data: Type.Array(User),
-  next_cursor: Type.Union([Type.String(), Type.Null()]),
+  next_cursor: Nullable(Type.String()),
 });
 
 export const ListUsersQuery = Type.Object({
@@ -50,14 +51,14 @@ export const PresenceEntry = Type.Object({
   username: Type.String(),
   name: Type.String(),
   status: Type.String(),
-  status_text: Type.Union([Type.String(), Type.Null()]),
-  last_seen_at: Type.Union([Type.String(), Type.Null()]),
+  status_text: Nullable(Type.String()),
+  last_seen_at: Nullable(Type.String()),
 });
 
 export const UpdateStatusBody = Type.Object(
   {
     status: Type.Optional(Type.Union(PRESENCE_STATUSES.map((s) => Type.Literal(s)))),
-    status_text: Type.Optional(Type.Union([Type.String({ maxLength: 140 }), Type.Null()])),
+    status_text: Type.Optional(Nullable(Type.String({ maxLength: 140 }))),
     isOnline: Type.Optional(Type.Boolean({ description: "seed 004's shape: true = online, false = offline" })),
   },
   { additionalProperties: false },
@@ -67,8 +68,8 @@ export type UpdateStatusBody = Static<typeof UpdateStatusBody>;
 export const UpdateProfileBody = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-    email: Type.Optional(Type.Union([Email, Type.Null()])),
-    avatar_url: Type.Optional(Type.Union([Type.String({ format: 'uri', maxLength: 2048 }), Type.Null()])),
+    email: Type.Optional(Nullable(Email)),
+    avatar_url: Type.Optional(Nullable(Type.String({ format: 'uri', maxLength: 2048 }))),
   },
   { additionalProperties: false },
 );

@@ -29,7 +29,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {
       if (err instanceof RateLimitedError) reply.header('retry-after', String(err.retryAfterSeconds));
-      if (err.status >= 500) req.log.error({ err }, err.message);
+      if (err.status >= 500) req.log.error({ err, reqId: req.id }, err.message);
       return reply.status(err.status).send(errorBody(err.code, err.message, req.id, err.data));
     }
     if (err.validation) {
@@ -46,7 +46,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send(errorBody('request.invalid', err.message, req.id));
     }
-    req.log.error({ err }, 'unhandled error');
+    req.log.error({ err, reqId: req.id }, 'unhandled error');
     return reply.status(500).send(errorBody('internal', 'Internal server error', req.id));
   });
 

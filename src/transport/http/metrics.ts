@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
 /** One registry per app instance (tests build several apps in one process). */
@@ -22,12 +22,41 @@ export function createMetrics() {
 }
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** Route label = the route template (bounded cardinality), or "unmatched" for 404s. */
+/**
+ * Route label = the route template (bounded cardinality); requests that match no route are
+ * counted under "unmatched". Each route gets its own onResponse hook, made when the route is
+ * added, holding its labelled metric children: nothing is looked up or hashed per request
+ * (reading `request.routeOptions` builds an object on every access, and prom-client hashes the
+ * label set on every unlabelled call). Must be registered before the routes.
+ */
 export function registerRequestMetrics(app: FastifyInstance, m: Metrics): void {
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    const seconds = reply.elapsedTime / 1000;
-    m.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
-    m.duration.observe({ method: req.method, route }, seconds);
+  const hookFor = (method: string, route: string) => {
+    const time = m.duration.labels({ method, route });
+    const counts = new Map<number, { inc(): void }>();
+    return (_req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      let count = counts.get(reply.statusCode);
+      if (!count) counts.set(reply.statusCode, (count = m.requests.labels({ method, route, status: String(reply.statusCode) })));
+      count.inc();
+      time.observe(reply.elapsedTime / 1000);
+      done();
+    };
+  };
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const hooks = methods.map((method) => hookFor(method, route.url));
+    const own = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse];
+    // One route entry may serve several methods; pick the hook of the request's method.
+    const hook =
+      hooks.length === 1
+        ? hooks[0]!
+        : (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => hooks[Math.max(0, methods.indexOf(req.method))]!(req, reply, done);
+    route.onResponse = [...own, hook] as typeof route.onResponse;
+  });
+  const unmatched = new Map<string, ReturnType<typeof hookFor>>();
+  app.addHook('onResponse', (req, reply, done) => {
+    if (req.is404 !== true) return done();
+    let hook = unmatched.get(req.method);
+    if (!hook) unmatched.set(req.method, (hook = hookFor(req.method, 'unmatched')));
+    hook(req, reply, done);
   });
 }

@@ -9,12 +9,10 @@ import { RateLimitedError } from '../../platform/errors.ts';
  */
 export function registerRateLimit(app: FastifyInstance, limiter: RateLimiter, opts: { max: number; windowMs: number }): void {
   if (opts.max <= 0) return;
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', async (req) => {
     const url = req.url;
     if (url === '/health' || url === '/ready' || url.startsWith('/docs')) return;
     const w = await limiter.hit(`api:ip:${req.ip}`, opts.windowMs);
-    reply.header('x-ratelimit-limit', opts.max);
-    reply.header('x-ratelimit-remaining', Math.max(0, opts.max - w.count));
     if (w.count > opts.max) throw new RateLimitedError(Math.ceil(w.retryAfterMs / 1000), 'ip');
   });
 }

@@ -12,6 +12,10 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   async hit(key: string, windowMs: number): Promise<RateWindow> {
+    return this.hitNow(key, windowMs);
+  }
+
+  hitNow(key: string, windowMs: number): RateWindow {
     const now = this.now();
     let w = this.#windows.get(key);
     if (!w || w.resetAt <= now) {

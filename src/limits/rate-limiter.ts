@@ -9,6 +9,8 @@
 export interface RateLimiter {
   /** Count one hit for `key` and return the window's count so far. */
   hit(key: string, windowMs: number): Promise<RateWindow>;
+  /** The same as `hit`, answered synchronously, by backends that can (in-process ones). */
+  hitNow?(key: string, windowMs: number): RateWindow;
   /** The window's count without counting a hit (0 when there is no open window). */
   peek(key: string): Promise<RateWindow>;
   /** Forget the key (e.g. after a successful login). */

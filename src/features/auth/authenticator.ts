@@ -41,11 +41,16 @@ export class Authenticator {
     private readonly hostConfig: HostJwtConfig,
   ) {}
 
+  /** The principal for credentials resolved recently, synchronously; undefined when they must be checked. */
+  cached(c: Credentials): Principal | undefined {
+    const key = cacheKey(c);
+    return key === undefined ? undefined : this.principals.get(key);
+  }
+
   /** Resolve credentials, from the principal cache when this exact credential was resolved recently. */
   async authenticate(c: Credentials): Promise<Principal> {
-    const credential = c.apiKey ?? c.authorization;
-    if (credential === undefined) throw new AppError('auth.required', 'Authentication required');
-    const key = c.onBehalfOf === undefined ? credential : `${credential}\u0000${c.onBehalfOf}`;
+    const key = cacheKey(c);
+    if (key === undefined) throw new AppError('auth.required', 'Authentication required');
     const cached = this.principals.get(key);
     if (cached) return cached;
     const generation = this.principals.generation;
@@ -128,6 +133,12 @@ export class Authenticator {
       return create(`${baseName}-${randomHex(3)}`, err.code === 'user.email_taken' ? null : id.email);
     }
   }
+}
+
+function cacheKey(c: Credentials): string | undefined {
+  const credential = c.apiKey ?? c.authorization;
+  if (credential === undefined) return undefined;
+  return c.onBehalfOf === undefined ? credential : `${credential}\u0000${c.onBehalfOf}`;
 }
 
 function userPrincipal(user: UserRow, sessionId: string | null): Principal {

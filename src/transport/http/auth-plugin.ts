@@ -22,12 +22,18 @@ const header = (req: FastifyRequest, name: string): string | undefined => {
 export const authPlugin = fp<{ authenticator: Authenticator }>(
   async (app: FastifyInstance, { authenticator }) => {
     app.decorateRequest('principal', null as unknown as Principal);
-    app.addHook('onRequest', async (req) => {
-      req.principal = await authenticator.authenticate({
-        authorization: header(req, 'authorization'),
-        apiKey: header(req, 'x-api-key'),
-        onBehalfOf: header(req, 'x-on-behalf-of'),
-      });
+    // Callback style: a credential resolved recently is answered synchronously, without a promise.
+    app.addHook('onRequest', (req, _reply, done) => {
+      const credentials = { authorization: header(req, 'authorization'), apiKey: header(req, 'x-api-key'), onBehalfOf: header(req, 'x-on-behalf-of') };
+      const known = authenticator.cached(credentials);
+      if (known) {
+        req.principal = known;
+        return done();
+      }
+      authenticator.authenticate(credentials).then((p) => {
+        req.principal = p;
+        done();
+      }, done);
     });
   },
   { name: 'parley-auth', encapsulate: false },

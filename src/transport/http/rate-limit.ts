@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import type { RateLimiter, RateWindow } from '../../limits/rate-limiter.ts';
 import { RateLimitedError } from '../../platform/errors.ts';
 
 /**
@@ -9,10 +9,13 @@ import { RateLimitedError } from '../../platform/errors.ts';
  */
 export function registerRateLimit(app: FastifyInstance, limiter: RateLimiter, opts: { max: number; windowMs: number }): void {
   if (opts.max <= 0) return;
-  app.addHook('onRequest', async (req) => {
+  const verdict = (w: RateWindow) => (w.count > opts.max ? new RateLimitedError(Math.ceil(w.retryAfterMs / 1000), 'ip') : undefined);
+  // Callback style, and synchronous with the in-process limiter: no promise on the hot path.
+  app.addHook('onRequest', (req, _reply, done) => {
     const url = req.url;
-    if (url === '/health' || url === '/ready' || url.startsWith('/docs')) return;
-    const w = await limiter.hit(`api:ip:${req.ip}`, opts.windowMs);
-    if (w.count > opts.max) throw new RateLimitedError(Math.ceil(w.retryAfterMs / 1000), 'ip');
+    if (url === '/health' || url === '/ready' || url.startsWith('/docs')) return done();
+    const key = `api:ip:${req.ip}`;
+    if (limiter.hitNow) return done(verdict(limiter.hitNow(key, opts.windowMs)));
+    limiter.hit(key, opts.windowMs).then((w) => done(verdict(w)), done);
   });
 }

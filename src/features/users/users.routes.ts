@@ -22,7 +22,9 @@ const PageQuery = Type.Pick(ListUsersQuery, ['cursor', 'limit', 'q']);
 export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = async (app, { users }) => {
   app.get('/users/me', {
     schema: { tags, summary: 'The calling user', response: { 200: User, ...authErrors } },
-    handler: async (req) => users.me(req.principal),
+    handler: (req, reply) => {
+      reply.send(users.me(req.principal));
+    },
   });
   app.patch('/users/me', {
     schema: { tags, summary: 'Update your profile', body: UpdateProfileBody, response: { 200: User, ...authErrors } },

@@ -116,12 +116,14 @@ export class UsersService {
 
   // ---- API ----
 
-  /** The caller, as read while authenticating this very request (no second query). */
-  async me(p: Principal): Promise<UserDto> {
+  /**
+   * The caller, as read when their credentials were resolved (no query; the principal cache is
+   * invalidated by every user update). Synchronous: this is the hottest read of the API.
+   */
+  me(p: Principal): UserDto {
     requireUser(p);
-    const row = p.user ?? (await this.repo.getById(p.orgId, p.userId!));
-    if (!row) throw notFound('user.not_found', 'User');
-    return toUserDto(row);
+    if (!p.user) throw notFound('user.not_found', 'User');
+    return toUserDto(p.user);
   }
 
   async list(p: Principal, query: ListUsersQuery): Promise<{ data: UserDto[]; next_cursor: string | null }> {

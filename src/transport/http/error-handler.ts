@@ -25,7 +25,7 @@ function validationDetails(err: FastifyError) {
 }
 
 /** Maps every thrown error to the JSON body and status, logging server faults with their cause. */
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, onNotFound: (req: FastifyRequest, reply: FastifyReply) => void = () => undefined): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {
       if (err instanceof RateLimitedError) reply.header('retry-after', String(err.retryAfterSeconds));
@@ -51,6 +51,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((req, reply) => {
+    onNotFound(req, reply);
     reply.status(404).send(errorBody('route.not_found', `No route ${req.method} ${req.url.split('?')[0]}`, req.id));
   });
 }

@@ -29,7 +29,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
  * (reading `request.routeOptions` builds an object on every access, and prom-client hashes the
  * label set on every unlabelled call). Must be registered before the routes.
  */
-export function registerRequestMetrics(app: FastifyInstance, m: Metrics): void {
+export function registerRequestMetrics(app: FastifyInstance, m: Metrics): (req: FastifyRequest, reply: FastifyReply) => void {
   const hookFor = (method: string, route: string) => {
     const time = m.duration.labels({ method, route });
     const counts = new Map<number, { inc(): void }>();
@@ -52,11 +52,12 @@ export function registerRequestMetrics(app: FastifyInstance, m: Metrics): void {
         : (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => hooks[Math.max(0, methods.indexOf(req.method))]!(req, reply, done);
     route.onResponse = [...own, hook] as typeof route.onResponse;
   });
+  // Requests that match no route: counted when their 404 has been written (see registerErrorHandling).
   const unmatched = new Map<string, ReturnType<typeof hookFor>>();
-  app.addHook('onResponse', (req, reply, done) => {
-    if (req.is404 !== true) return done();
+  return (req: FastifyRequest, reply: FastifyReply) => {
     let hook = unmatched.get(req.method);
     if (!hook) unmatched.set(req.method, (hook = hookFor(req.method, 'unmatched')));
-    hook(req, reply, done);
-  });
+    const record = hook;
+    reply.raw.once('finish', () => record(req, reply, () => undefined));
+  };
 }

@@ -51,7 +51,7 @@ export function registerErrorHandling(app: FastifyInstance, onNotFound: (req: Fa
   });
 
   app.setNotFoundHandler((req, reply) => {
-    onNotFound(req, reply);
     reply.status(404).send(errorBody('route.not_found', `No route ${req.method} ${req.url.split('?')[0]}`, req.id));
+    onNotFound(req, reply);
   });
 }

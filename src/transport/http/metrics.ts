@@ -52,12 +52,11 @@ export function registerRequestMetrics(app: FastifyInstance, m: Metrics): (req: 
         : (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => hooks[Math.max(0, methods.indexOf(req.method))]!(req, reply, done);
     route.onResponse = [...own, hook] as typeof route.onResponse;
   });
-  // Requests that match no route: counted when their 404 has been written (see registerErrorHandling).
+  // Requests that match no route: counted by the not-found handler once it has sent its 404.
   const unmatched = new Map<string, ReturnType<typeof hookFor>>();
   return (req: FastifyRequest, reply: FastifyReply) => {
     let hook = unmatched.get(req.method);
     if (!hook) unmatched.set(req.method, (hook = hookFor(req.method, 'unmatched')));
-    const record = hook;
-    reply.raw.once('finish', () => record(req, reply, () => undefined));
+    hook(req, reply, () => undefined);
   };
 }

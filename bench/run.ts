@@ -31,7 +31,7 @@ const BENCHMARKS: Benchmark[] = [usersMe];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPORT = join(ROOT, 'BENCHMARKS.md');
-const DEFAULT_PROTOCOL: Protocol = { connections: 50, warmupSec: 3, durationSec: 10, rounds: 3 };
+const DEFAULT_PROTOCOL: Protocol = { connections: 50, warmupSec: 3, durationSec: 10, rounds: 5 };
 
 function usage(): string {
   return [

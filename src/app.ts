@@ -59,7 +59,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // The API speaks JSON: any other body type is a 415, not a string handed to validation.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app, registerRequestMetrics(app, metrics));
-  registerSecurityHeaders(app);
+  registerSecurityHeaders(app, config.publicUrl);
   if (config.corsEnabled && config.corsAllowedOrigins.length) {
     const all = config.corsAllowedOrigins.includes('*');
     await app.register(cors, {

@@ -41,8 +41,20 @@ describe('operations: health, readiness, errors, headers, limits', () => {
     assert.equal(r.headers['x-content-type-options'], 'nosniff');
     assert.match(String(r.headers['content-security-policy']), /frame-ancestors 'none'/);
     assert.equal(r.headers['cache-control'], 'private, no-store');
+    assert.equal(r.headers['x-frame-options'], 'DENY');
+    assert.equal(r.headers['strict-transport-security'], undefined, 'no HSTS for a plain-HTTP public URL');
     const generated = await t.app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'bad id with spaces' } });
     assert.match(String(generated.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+  });
+
+  it('HSTS is sent when the public URL is https', async () => {
+    const https = await newTestApp({ env: { PUBLIC_URL: 'https://chat.example.com' } });
+    try {
+      const r = await https.app.inject({ method: 'GET', url: '/health' });
+      assert.equal(r.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+    } finally {
+      await https.close();
+    }
   });
 
   it('CORS answers allowed origins only', async () => {

@@ -4,7 +4,7 @@
  * Goal (issue): Parley ≥ 0.6× the bare route's requests per second at 50 connections.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
@@ -104,6 +104,14 @@ function findProfile(dir: string): string | undefined {
   }
 }
 
+/** The arguments after `node` in package.json's start script, e.g. `--max-semi-space-size=64 --import tsx src/main.ts`. */
+function npmStartArgs(root: string): string[] {
+  const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '';
+  const [cmd, ...args] = start.trim().split(/\s+/);
+  if (cmd !== 'node' || args.length === 0) throw new Error(`package.json start script is not "node ...": ${start}`);
+  return args;
+}
+
 async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const { root, tool, protocol: p } = ctx;
   const started = new Date();
@@ -112,12 +120,13 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const tmp = makeTempDir('parley-bench-users-me-');
   const profileDir = join(ctx.resultsDir, 'cpuprofile');
 
-  // Parley, as `npm start` runs it, but through `node --import tsx` so that node flags apply to it.
+  // Parley exactly as `npm start` runs it (the node flags and entry of package.json's start script),
+  // started here directly so that profiling flags can be added.
   const parleyPort = await freePort();
   const nodeFlags = ctx.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   if (ctx.cpuProfile) mkdirSync(profileDir, { recursive: true });
   ctx.log(`starting Parley on ${HOST}:${parleyPort}${ctx.cpuProfile ? ' (with --cpu-prof)' : ''}`);
-  const parley = startService('parley', process.execPath, [...nodeFlags, '--import', 'tsx', 'src/main.ts'], {
+  const parley = startService('parley', process.execPath, [...nodeFlags, ...npmStartArgs(root)], {
     cwd: root,
     env: { ...baseEnv(), ...parleyEnv(parleyPort, tmp) },
   });
@@ -248,7 +257,7 @@ ${table(
 
 How it is set up:
 
-- **Parley** runs as its own process, \`node --import tsx src/main.ts\` (as \`npm start\`, TypeScript through tsx's loader), SQLite database in a temp dir, demo data seeded; the load tool logs in as \`agent1\` once and sends that access token (\`Authorization: Bearer …\`) on every request. Environment: \`${SHOWN_ENV.join(' ')}\`.
+- **Parley** runs as its own process, started exactly as \`npm start\` does (\`${npmStartArgs(root).join(' ')}\` after \`node\`: TypeScript through tsx's loader, a 64 MB young generation — see README), SQLite database in a temp dir, demo data seeded; the load tool logs in as \`agent1\` once and sends that access token (\`Authorization: Bearer …\`) on every request. Environment: \`${SHOWN_ENV.join(' ')}\`.
   - \`LOG_LEVEL=warn\`: at the default \`info\`, Parley writes one log line per request, and that logging would dominate the measurement.
   - \`RATE_LIMIT_MAX=1000000000\`: the per-IP rate limiter stays **on**, so its per-request cost is part of the figure, but at a limit the benchmark never reaches.
   - \`METRICS_ENABLED=false\`: no Prometheus listener (the request-metrics hook itself is always registered by the app).

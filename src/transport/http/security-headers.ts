@@ -9,17 +9,20 @@ import type { FastifyInstance } from 'fastify';
  */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-  'strict-transport-security': 'max-age=31536000; includeSubDomains',
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   // API answers are per user: never stored by shared caches (SECURITY.md class K).
   'cache-control': 'private, no-store',
 });
 
-/** Security headers, no-store caching and the request id on every answer (set early; handlers may override). */
-export function registerSecurityHeaders(app: FastifyInstance): void {
+/**
+ * Security headers, no-store caching and the request id on every answer (set early; handlers may
+ * override). HSTS is added when the public URL is https (browsers ignore it over plain HTTP).
+ */
+export function registerSecurityHeaders(app: FastifyInstance, publicUrl: string): void {
+  const headers = publicUrl.startsWith('https:') ? { ...SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000; includeSubDomains' } : SECURITY_HEADERS;
   app.addHook('onRequest', (req, reply, done) => {
-    reply.headers(SECURITY_HEADERS);
+    reply.headers(headers);
     reply.header('x-request-id', req.id);
     done();
   });

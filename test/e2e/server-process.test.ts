@@ -80,6 +80,16 @@ describe('the server as a process (npm start)', () => {
     assert.match(res.stderr, /JWT_SECRET: required when NODE_ENV=production/);
   });
 
+  it('demo data is refused in production, by the CLI and at start', () => {
+    const env = { PATH: process.env.PATH ?? '', NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40), DATABASE_URL: ':memory:', LOG_LEVEL: 'silent' };
+    const seed = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'seed'], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(seed.status, 1);
+    assert.match(seed.stderr, /Demo data is refused when NODE_ENV=production/);
+    const start = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { ...env, SEED_DEMO: 'true' }, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(start.status, 2);
+    assert.match(start.stderr, /SEED_DEMO: demo data is refused when NODE_ENV=production/);
+  });
+
   it('the CLI creates a platform admin who can create organizations', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'parley-cli-'));
     try {

@@ -18,6 +18,11 @@ export interface Database {
 export interface CreateDbOptions {
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
+  /**
+   * Errors of idle PostgreSQL connections (server restart, admin termination). pg emits them on
+   * the pool, and an unhandled one would crash the process; the pool replaces the connection.
+   */
+  onIdleError?: (err: Error) => void;
 }
 
 const TIMESTAMPTZ_OID = 1184;
@@ -68,6 +73,7 @@ function withStatementCache(sqlite: SQLite.Database, max = 1000): SqliteDatabase
 export function createDb(url: string, options: CreateDbOptions = {}): Database {
   if (isPostgresUrl(url)) {
     const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
+    pool.on('error', options.onIdleError ?? (() => undefined));
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     tagDialect(db, 'postgres');
     return {

@@ -1,5 +1,6 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import * as m0001 from './migrations/0001-foundation.ts';
+import * as m0002 from './migrations/0002-conversations.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -7,6 +8,7 @@ import * as m0001 from './migrations/0001-foundation.ts';
  */
 const MIGRATIONS: Record<string, Migration> = {
   '0001-foundation': m0001,
+  '0002-conversations': m0002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

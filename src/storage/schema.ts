@@ -71,10 +71,61 @@ export interface ApiKeysTable {
 }
 
 
+export interface ConversationsTable {
+  id: string;
+  org_id: string;
+  /** public, private, direct, group (support comes with the support issue) */
+  kind: string;
+  name: string | null;
+  topic: string | null;
+  purpose: string | null;
+  dm_key: string | null;
+  created_by: string | null;
+  archived_at: string | null;
+  last_seq: number;
+  last_message_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ConversationMembersTable {
+  conversation_id: string;
+  user_id: string;
+  org_id: string;
+  /** owner, admin, member */
+  role: string;
+  last_read_seq: number;
+  muted: number;
+  joined_at: string;
+}
+
+export interface MessagesTable {
+  id: string;
+  org_id: string;
+  conversation_id: string;
+  seq: number;
+  /** user, contact, system, bot */
+  sender_type: string;
+  sender_id: string | null;
+  type: string;
+  body: string;
+  /** JSON: location, attachments and other type-specific fields */
+  metadata: string | null;
+  parent_id: string | null;
+  client_msg_id: string | null;
+  private: number;
+  edited_at: string | null;
+  deleted_at: string | null;
+  created_at: string;
+}
+
 export interface DB {
   organizations: OrganizationsTable;
   users: UsersTable;
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;
   api_keys: ApiKeysTable;
+  conversations: ConversationsTable;
+  conversation_members: ConversationMembersTable;
+  messages: MessagesTable;
 }

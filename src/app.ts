@@ -5,7 +5,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiKeysRoutes } from './features/api-keys/api-keys.routes.ts';
 import { authRoutes, publicAuthRoutes } from './features/auth/auth.routes.ts';
+import { conversationsRoutes } from './features/conversations/conversations.routes.ts';
 import { healthRoutes, type ReadinessCheck } from './features/health/health.routes.ts';
+import { messagesRoutes } from './features/messages/messages.routes.ts';
 import { organizationsRoutes } from './features/organizations/organizations.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
 import { newId } from './platform/ids.ts';
@@ -106,6 +108,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await authed.register(usersRoutes, { users: services.users });
         await authed.register(organizationsRoutes, { orgs: services.orgs });
         await authed.register(apiKeysRoutes, { apiKeys: services.apiKeys });
+        await authed.register(conversationsRoutes, { conversations: services.conversations });
+        await authed.register(messagesRoutes, { messages: services.messages });
       });
     },
     { prefix: '/api/v1' },

@@ -7,6 +7,10 @@ import { AuthService } from './features/auth/auth.service.ts';
 import { Authenticator } from './features/auth/authenticator.ts';
 import { HostJwtVerifier } from './features/auth/host-jwt.ts';
 import { AccessTokens } from './features/auth/tokens.ts';
+import { ConversationsRepo } from './features/conversations/conversations.repo.ts';
+import { ConversationsService } from './features/conversations/conversations.service.ts';
+import { MessagesRepo } from './features/messages/messages.repo.ts';
+import { MessagesService } from './features/messages/messages.service.ts';
 import { OrganizationsRepo } from './features/organizations/organizations.repo.ts';
 import { OrganizationsService } from './features/organizations/organizations.service.ts';
 import { UsersRepo } from './features/users/users.repo.ts';
@@ -53,7 +57,10 @@ export function createServices(deps: ServiceDeps) {
   const host = new HostJwtVerifier(deps.config.hostJwt);
   const authenticator = new Authenticator(tokens, auth, apiKeys, users, orgs, host, principals, deps.config.hostJwt);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator };
+  const conversations = new ConversationsService(new ConversationsRepo(db), users, clock);
+  const messages = new MessagesService(new MessagesRepo(db), conversations, clock);
+
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -28,6 +28,12 @@ const MATRIX = {
   'users.read_staff': ['admin', 'super-agent', 'agent', 'member', 'customer'],
   'users.manage': ['admin'],
   'api_keys.manage': ['admin'],
+  // Team chat: customers only ever see the conversations they are members of.
+  'channels.create': ['admin', 'super-agent', 'agent', 'member'],
+  'channels.browse_public': ['admin', 'super-agent', 'agent', 'member'],
+  'dm.open': ['admin', 'super-agent', 'agent', 'member'],
+  // Org-wide moderation: manage or delete any channel, delete any message.
+  'conversations.moderate': ['admin'],
 } as const satisfies Record<string, readonly BuiltInRole[]>;
 
 export type Permission = keyof typeof MATRIX;

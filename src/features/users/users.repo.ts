@@ -1,4 +1,5 @@
-import { sql, type Expression, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
+import { startsWith } from '../../storage/like.ts';
 import { dialectOf } from '../../storage/dialect.ts';
 import type { DB, UsersTable } from '../../storage/schema.ts';
 
@@ -15,11 +16,6 @@ export interface UserFilter {
   afterUsername?: string;
 }
 
-/** `expr LIKE 'input%'` with the input's wildcards escaped, so it is matched literally on both engines. */
-function startsWith(expr: Expression<unknown>, input: string): Expression<SqlBool> {
-  const pattern = `${input.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-  return sql<SqlBool>`${expr} like ${pattern} escape '\\'`;
-}
 
 /** SQL for users. Every query is scoped by org_id except the explicitly cross-tenant login lookup. */
 export class UsersRepo {

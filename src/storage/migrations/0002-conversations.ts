@@ -23,7 +23,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', t.timestamp, (c) => c.notNull())
     .execute();
   await db.schema.createIndex('conversations_org_dm_key_uq').on('conversations').columns(['org_id', 'dm_key']).unique().execute();
-  await db.schema.createIndex('conversations_org_kind_name_idx').on('conversations').columns(['org_id', 'kind', 'name']).execute();
+  // Channel names are unique in an organization (DMs and groups have none).
+  await db.schema.createIndex('conversations_org_name_uq').on('conversations').columns(['org_id', 'name']).unique().execute();
   await db.schema.createIndex('conversations_org_activity_idx').on('conversations').columns(['org_id', 'last_message_at']).execute();
 
   await db.schema

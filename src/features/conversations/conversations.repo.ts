@@ -1,0 +1,104 @@
+import type { Kysely, Selectable } from 'kysely';
+import { startsWith } from '../../storage/like.ts';
+import type { ConversationMembersTable, ConversationsTable, DB } from '../../storage/schema.ts';
+
+export type ConversationRow = Selectable<ConversationsTable>;
+export type MembershipRow = Selectable<ConversationMembersTable>;
+export type ConversationWithMembership = ConversationRow & { member_role: string | null };
+
+/** SQL for conversations and their members. Every query is scoped by org_id. */
+export class ConversationsRepo {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  /** The conversation and the user's membership role (null when not a member). */
+  getWithMembership(orgId: string, id: string, userId: string | null): Promise<ConversationWithMembership | undefined> {
+    return this.db
+      .selectFrom('conversations as c')
+      .leftJoin('conversation_members as m', (j) => j.onRef('m.conversation_id', '=', 'c.id').on('m.user_id', '=', userId ?? ''))
+      .selectAll('c')
+      .select('m.role as member_role')
+      .where('c.org_id', '=', orgId)
+      .where('c.id', '=', id)
+      .executeTakeFirst();
+  }
+
+  getByDmKey(orgId: string, dmKey: string): Promise<ConversationRow | undefined> {
+    return this.db.selectFrom('conversations').selectAll().where('org_id', '=', orgId).where('dm_key', '=', dmKey).executeTakeFirst();
+  }
+
+  /** Create a conversation with its first members, in one transaction. */
+  async create(row: ConversationRow, members: MembershipRow[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('conversations').values(row).execute();
+      if (members.length) await trx.insertInto('conversation_members').values(members).execute();
+    });
+  }
+
+  async update(orgId: string, id: string, patch: Partial<Omit<ConversationRow, 'id' | 'org_id'>>): Promise<void> {
+    await this.db.updateTable('conversations').set(patch).where('org_id', '=', orgId).where('id', '=', id).execute();
+  }
+
+  async delete(orgId: string, id: string): Promise<void> {
+    await this.db.deleteFrom('conversations').where('org_id', '=', orgId).where('id', '=', id).execute();
+  }
+
+  /**
+   * Channels a user may see: public ones, and private ones they belong to; by name (keyset after
+   * `afterName`), optionally only those they joined.
+   */
+  listChannels(
+    orgId: string,
+    userId: string,
+    f: { joinedOnly: boolean; includePublic: boolean; includeArchived: boolean; prefix?: string; afterName?: string },
+    limit: number,
+  ): Promise<ConversationWithMembership[]> {
+    let q = this.db
+      .selectFrom('conversations as c')
+      .leftJoin('conversation_members as m', (j) => j.onRef('m.conversation_id', '=', 'c.id').on('m.user_id', '=', userId))
+      .selectAll('c')
+      .select('m.role as member_role')
+      .where('c.org_id', '=', orgId)
+      .where('c.kind', 'in', ['public', 'private']);
+    q = f.joinedOnly || !f.includePublic ? q.where('m.user_id', 'is not', null) : q.where((eb) => eb.or([eb('c.kind', '=', 'public'), eb('m.user_id', 'is not', null)]));
+    if (!f.includeArchived) q = q.where('c.archived_at', 'is', null);
+    if (f.prefix !== undefined) {
+      const prefix = f.prefix;
+      q = q.where((eb) => startsWith(eb.ref('c.name'), prefix));
+    }
+    if (f.afterName !== undefined) q = q.where('c.name', '>', f.afterName);
+    return q.orderBy('c.name').limit(limit).execute();
+  }
+
+  getMember(conversationId: string, userId: string): Promise<MembershipRow | undefined> {
+    return this.db.selectFrom('conversation_members').selectAll().where('conversation_id', '=', conversationId).where('user_id', '=', userId).executeTakeFirst();
+  }
+
+  /** Add a member; false when they already were one. */
+  async addMember(m: MembershipRow): Promise<boolean> {
+    const r = await this.db
+      .insertInto('conversation_members')
+      .values(m)
+      .onConflict((oc) => oc.columns(['conversation_id', 'user_id']).doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  async removeMember(conversationId: string, userId: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('conversation_members').where('conversation_id', '=', conversationId).where('user_id', '=', userId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  listMembers(orgId: string, conversationId: string): Promise<Array<MembershipRow & { username: string; name: string }>> {
+    return this.db
+      .selectFrom('conversation_members as m')
+      .innerJoin('users as u', 'u.id', 'm.user_id')
+      .selectAll('m')
+      .select(['u.username', 'u.name'])
+      .where('m.org_id', '=', orgId)
+      .where('m.conversation_id', '=', conversationId)
+      .orderBy('m.joined_at')
+      .orderBy('u.username')
+      .limit(10_000)
+      .execute();
+  }
+}

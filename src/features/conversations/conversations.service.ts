@@ -1,0 +1,242 @@
+import { checkAccess, requireAccess, requireUser, type Principal } from '../../access/access.ts';
+import { isoNow, type Clock } from '../../platform/clock.ts';
+import { decodeCursor, encodeCursor } from '../../platform/cursor.ts';
+import { AppError } from '../../platform/errors.ts';
+import { newId } from '../../platform/ids.ts';
+import { mapUnique } from '../../storage/errors.ts';
+import type { UsersService } from '../users/users.service.ts';
+import type { ConversationsRepo, ConversationWithMembership, MembershipRow } from './conversations.repo.ts';
+import type { ConversationDto, CreateChannelBody, ListChannelsQuery, MemberDto, OpenDmBody, UpdateChannelBody } from './conversations.schemas.ts';
+
+/** The channel's owners and admins, and org-wide moderators, manage it. */
+function requireManager(p: Principal, c: ConversationWithMembership): void {
+  if (c.member_role === 'owner' || c.member_role === 'admin' || checkAccess(p, 'conversations.moderate')) return;
+  throw new AppError('forbidden', 'Only the channel’s owners and admins can do this');
+}
+
+/** What the caller wants to do with a conversation. */
+export type ConversationNeed = 'read' | 'write' | 'manage';
+
+const notFound = () => new AppError('conversation.not_found', 'Conversation not found');
+
+export function toConversationDto(c: ConversationWithMembership): ConversationDto {
+  return {
+    id: c.id,
+    org_id: c.org_id,
+    kind: c.kind,
+    name: c.name,
+    topic: c.topic,
+    purpose: c.purpose,
+    created_by: c.created_by,
+    archived: c.archived_at !== null,
+    archived_at: c.archived_at,
+    last_seq: c.last_seq,
+    last_message_at: c.last_message_at,
+    is_member: c.member_role !== null,
+    member_role: c.member_role,
+    created_at: c.created_at,
+    updated_at: c.updated_at,
+  };
+}
+
+/**
+ * Channels, direct and group conversations, and membership. `requireConversation` is the one
+ * access check for everything that happens in a conversation (messages use it too):
+ * - a private, direct or group conversation is invisible (404) to non-members;
+ * - a public channel can be read by any staff or member of the organization, written by members;
+ * - managing needs the channel's owner or admin role, or the org-wide moderate permission;
+ * - an archived conversation is read-only.
+ */
+export class ConversationsService {
+  constructor(
+    private readonly repo: ConversationsRepo,
+    private readonly users: UsersService,
+    private readonly clock: Clock,
+  ) {}
+
+  async requireConversation(p: Principal, id: string, need: ConversationNeed): Promise<ConversationWithMembership> {
+    const c = await this.repo.getWithMembership(p.orgId, id, p.userId);
+    if (!c) throw notFound();
+    const member = c.member_role !== null;
+    const visible = member || (c.kind === 'public' && checkAccess(p, 'channels.browse_public'));
+    if (!visible) throw notFound();
+    if (need === 'write' && !member) throw new AppError('conversation.not_member', 'Join the conversation first');
+    if (need === 'manage') requireManager(p, c);
+    if (need !== 'read' && c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
+    return c;
+  }
+
+  async createChannel(p: Principal, body: CreateChannelBody): Promise<ConversationDto> {
+    requireAccess(p, 'channels.create');
+    const userId = requireUser(p);
+    const now = isoNow(this.clock);
+    const id = newId();
+    const others = await this.#checkUsers(p, (body.members ?? []).filter((m) => m !== userId));
+    const row = { id, org_id: p.orgId, kind: body.private ? 'private' : 'public', name: body.name, topic: body.topic ?? null, purpose: body.purpose ?? null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, last_message_at: null, created_at: now, updated_at: now };
+    const members = [this.#member(p.orgId, id, userId, 'owner', now), ...others.map((u) => this.#member(p.orgId, id, u, 'member', now))];
+    await mapUnique(
+      () => this.repo.create(row, members),
+      () => new AppError('conversation.name_taken', `A channel named "${body.name}" already exists`),
+    );
+    return toConversationDto({ ...row, member_role: 'owner' });
+  }
+
+  async listChannels(p: Principal, q: ListChannelsQuery, joinedOnly: boolean): Promise<{ data: ConversationDto[]; next_cursor: string | null }> {
+    const userId = requireUser(p);
+    const limit = q.limit ?? 50;
+    const afterName = q.cursor ? decodeCursor(q.cursor, ['n'] as const).n : undefined;
+    const rows = await this.repo.listChannels(
+      p.orgId,
+      userId,
+      { joinedOnly, includePublic: checkAccess(p, 'channels.browse_public'), includeArchived: q.include_archived === true, prefix: q.q, afterName },
+      limit + 1,
+    );
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return { data: page.map(toConversationDto), next_cursor: rows.length > limit && last?.name ? encodeCursor({ n: last.name }) : null };
+  }
+
+  async get(p: Principal, id: string): Promise<ConversationDto> {
+    return toConversationDto(await this.requireConversation(p, id, 'read'));
+  }
+
+  async update(p: Principal, id: string, body: UpdateChannelBody): Promise<ConversationDto> {
+    const c = await this.#requireChannel(p, id, 'manage');
+    const patch = { updated_at: isoNow(this.clock), ...body };
+    await mapUnique(
+      () => this.repo.update(p.orgId, id, patch),
+      () => new AppError('conversation.name_taken', `A channel named "${body.name}" already exists`),
+    );
+    return toConversationDto({ ...c, ...patch });
+  }
+
+  async setArchived(p: Principal, id: string, archived: boolean): Promise<ConversationDto> {
+    // Archived conversations refuse 'manage'; unarchiving checks visibility, then the role itself.
+    const c = await this.requireConversation(p, id, archived ? 'manage' : 'read');
+    requireManager(p, c);
+    const now = isoNow(this.clock);
+    const patch = { archived_at: archived ? (c.archived_at ?? now) : null, updated_at: now };
+    await this.repo.update(p.orgId, id, patch);
+    return toConversationDto({ ...c, ...patch });
+  }
+
+  /** The channel's owner or an org admin. */
+  async delete(p: Principal, id: string): Promise<void> {
+    const c = await this.requireConversation(p, id, 'read');
+    if (!(c.member_role === 'owner' || checkAccess(p, 'conversations.moderate'))) throw new AppError('forbidden', 'Only the channel’s owner or an admin can delete it');
+    await this.repo.delete(p.orgId, id);
+  }
+
+  async join(p: Principal, id: string): Promise<ConversationDto> {
+    const userId = requireUser(p);
+    const c = await this.requireConversation(p, id, 'read');
+    if (c.member_role !== null) return toConversationDto(c);
+    if (c.kind !== 'public') throw notFound();
+    if (c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
+    await this.repo.addMember(this.#member(p.orgId, id, userId, 'member', isoNow(this.clock)));
+    return toConversationDto({ ...c, member_role: 'member' });
+  }
+
+  async leave(p: Principal, id: string): Promise<void> {
+    const userId = requireUser(p);
+    const c = await this.requireConversation(p, id, 'read');
+    if (c.kind === 'direct') throw new AppError('conversation.invalid_members', 'A direct conversation cannot be left');
+    if (c.member_role === null) throw new AppError('conversation.not_member', 'You are not a member');
+    await this.repo.removeMember(id, userId);
+  }
+
+  async listMembers(p: Principal, id: string): Promise<MemberDto[]> {
+    await this.requireConversation(p, id, 'read');
+    return (await this.repo.listMembers(p.orgId, id)).map((m) => ({ user_id: m.user_id, username: m.username, name: m.name, role: m.role, joined_at: m.joined_at, last_read_seq: m.last_read_seq }));
+  }
+
+  /** Members add people to channels; only owners, admins and moderators choose the admin role. */
+  async addMember(p: Principal, id: string, userId: string, role: 'member' | 'admin' = 'member'): Promise<void> {
+    const c = await this.#requireChannel(p, id, role === 'admin' ? 'manage' : 'write');
+    await this.#checkUsers(p, [userId]);
+    // Adding someone who is already a member changes nothing (idempotent).
+    await this.repo.addMember(this.#member(p.orgId, c.id, userId, role, isoNow(this.clock)));
+  }
+
+  /** Removing someone else needs manage rights; removing yourself is leaving. */
+  async removeMember(p: Principal, id: string, userId: string): Promise<void> {
+    if (userId === p.userId) return this.leave(p, id);
+    const c = await this.#requireChannel(p, id, 'manage');
+    const target = await this.repo.getMember(c.id, userId);
+    if (!target) throw new AppError('conversation.not_member', 'This user is not a member');
+    if (target.role === 'owner' && !checkAccess(p, 'conversations.moderate')) throw new AppError('forbidden', 'An owner can only be removed by an admin');
+    await this.repo.removeMember(c.id, userId);
+  }
+
+  /** The direct conversation with a user, created on first use; exactly one per pair, also under concurrency. */
+  async openDirect(p: Principal, otherId: string): Promise<{ conversation: ConversationDto; created: boolean }> {
+    requireAccess(p, 'dm.open');
+    const userId = requireUser(p);
+    if (otherId === userId) throw new AppError('conversation.invalid_members', 'A direct conversation needs another person');
+    await this.#checkUsers(p, [otherId]);
+    const dmKey = [userId, otherId].sort().join(':');
+    const existing = await this.repo.getByDmKey(p.orgId, dmKey);
+    if (existing) return { conversation: toConversationDto({ ...existing, member_role: 'member' }), created: false };
+    const now = isoNow(this.clock);
+    const id = newId();
+    const row = { id, org_id: p.orgId, kind: 'direct', name: null, topic: null, purpose: null, dm_key: dmKey, created_by: userId, archived_at: null, last_seq: 0, last_message_at: null, created_at: now, updated_at: now };
+    try {
+      await this.repo.create(row, [this.#member(p.orgId, id, userId, 'member', now), this.#member(p.orgId, id, otherId, 'member', now)]);
+      return { conversation: toConversationDto({ ...row, member_role: 'member' }), created: true };
+    } catch (err) {
+      // A concurrent call created it first: answer with that one.
+      const raced = await this.repo.getByDmKey(p.orgId, dmKey);
+      if (!raced) throw err;
+      return { conversation: toConversationDto({ ...raced, member_role: 'member' }), created: false };
+    }
+  }
+
+  /** The direct conversation with a user, if it exists. */
+  async getDirect(p: Principal, otherId: string): Promise<ConversationDto> {
+    const userId = requireUser(p);
+    const c = await this.repo.getByDmKey(p.orgId, [userId, otherId].sort().join(':'));
+    if (!c) throw notFound();
+    return toConversationDto({ ...c, member_role: 'member' });
+  }
+
+  /** A group conversation of 3 to 8 people, the caller included. */
+  async openGroup(p: Principal, userIds: string[]): Promise<ConversationDto> {
+    requireAccess(p, 'dm.open');
+    const userId = requireUser(p);
+    const others = [...new Set(userIds.filter((u) => u !== userId))];
+    if (others.length < 2 || others.length > 7) throw new AppError('conversation.invalid_members', 'A group has 3 to 8 people, you included');
+    await this.#checkUsers(p, others);
+    const now = isoNow(this.clock);
+    const id = newId();
+    const row = { id, org_id: p.orgId, kind: 'group', name: null, topic: null, purpose: null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, last_message_at: null, created_at: now, updated_at: now };
+    await this.repo.create(row, [this.#member(p.orgId, id, userId, 'owner', now), ...others.map((u) => this.#member(p.orgId, id, u, 'member', now))]);
+    return toConversationDto({ ...row, member_role: 'owner' });
+  }
+
+  async open(p: Principal, body: OpenDmBody): Promise<{ conversation: ConversationDto; created: boolean }> {
+    if (body.user_id !== undefined && body.user_ids === undefined) return this.openDirect(p, body.user_id);
+    if (body.user_ids !== undefined && body.user_id === undefined) return { conversation: await this.openGroup(p, body.user_ids), created: true };
+    throw new AppError('validation.failed', 'Send either user_id (direct) or user_ids (group)', { fields: [{ field: '/body', message: 'needs exactly one of user_id, user_ids' }] });
+  }
+
+  async #requireChannel(p: Principal, id: string, need: ConversationNeed): Promise<ConversationWithMembership> {
+    const c = await this.requireConversation(p, id, need);
+    if (c.kind !== 'public' && c.kind !== 'private' && c.kind !== 'group') throw new AppError('conversation.invalid_members', 'The members of a direct conversation cannot change');
+    return c;
+  }
+
+  /** Every id must be an active user of the caller's organization; otherwise 400 naming them. */
+  async #checkUsers(p: Principal, ids: string[]): Promise<string[]> {
+    const missing: string[] = [];
+    for (const id of ids) {
+      const u = await this.users.getRow(p.orgId, id);
+      if (!u || u.active !== 1) missing.push(id);
+    }
+    if (missing.length) throw new AppError('conversation.invalid_members', 'Some users do not exist in this organization', { user_ids: missing });
+    return ids;
+  }
+
+  #member(orgId: string, conversationId: string, userId: string, role: string, at: string): MembershipRow {
+    return { conversation_id: conversationId, user_id: userId, org_id: orgId, role, last_read_seq: 0, muted: 0, joined_at: at };
+  }
+}

@@ -1,0 +1,153 @@
+import { checkAccess, requireUser, type Principal } from '../../access/access.ts';
+import { isoNow, type Clock } from '../../platform/clock.ts';
+import { AppError } from '../../platform/errors.ts';
+import { newId } from '../../platform/ids.ts';
+import { asUniqueViolation } from '../../storage/errors.ts';
+import type { ConversationsService } from '../conversations/conversations.service.ts';
+import type { MessageRow, MessagesRepo } from './messages.repo.ts';
+import type { ListMessagesQuery, MessageDto, SendMessageBody } from './messages.schemas.ts';
+
+const notFound = () => new AppError('message.not_found', 'Message not found');
+
+export function toMessageDto(m: MessageRow): MessageDto {
+  return {
+    id: m.id,
+    conversation_id: m.conversation_id,
+    seq: m.seq,
+    sender_type: m.sender_type,
+    sender_id: m.sender_id,
+    type: m.type,
+    body: m.body,
+    metadata: m.metadata === null ? null : (JSON.parse(m.metadata) as Record<string, unknown>),
+    parent_id: m.parent_id,
+    client_msg_id: m.client_msg_id,
+    edited_at: m.edited_at,
+    deleted: m.deleted_at !== null,
+    deleted_at: m.deleted_at,
+    created_at: m.created_at,
+  };
+}
+
+/** Sending, reading, editing and deleting messages. Access always goes through ConversationsService. */
+export class MessagesService {
+  constructor(
+    private readonly repo: MessagesRepo,
+    private readonly conversations: ConversationsService,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Send a message as the calling user. With `client_msg_id`, a retry (also a concurrent one)
+   * returns the first message instead of storing a second: `replayed` tells which happened.
+   */
+  async send(p: Principal, conversationId: string, body: SendMessageBody): Promise<{ message: MessageDto; replayed: boolean }> {
+    const userId = requireUser(p);
+    await this.conversations.requireConversation(p, conversationId, 'write');
+    if ((body.type ?? 'text') === 'text' && body.body.trim() === '') {
+      throw new AppError('validation.failed', 'A text message needs a body', { fields: [{ field: '/body/body', message: 'must not be empty' }] });
+    }
+    const clientId = body.client_msg_id ?? null;
+    if (clientId !== null) {
+      const first = await this.repo.findByClientId(conversationId, userId, clientId);
+      if (first) return { message: toMessageDto(first), replayed: true };
+    }
+    const row = {
+      id: newId(),
+      org_id: p.orgId,
+      conversation_id: conversationId,
+      sender_type: 'user',
+      sender_id: userId,
+      type: body.type ?? 'text',
+      body: body.body,
+      metadata: body.metadata === undefined ? null : JSON.stringify(body.metadata),
+      parent_id: null,
+      client_msg_id: clientId,
+      private: 0,
+      edited_at: null,
+      deleted_at: null,
+      created_at: isoNow(this.clock),
+    };
+    try {
+      return { message: toMessageDto(await this.repo.insertNext(row)), replayed: false };
+    } catch (err) {
+      // A concurrent retry with the same client id won the race: return its message.
+      if (clientId !== null && asUniqueViolation(err)) {
+        const first = await this.repo.findByClientId(conversationId, userId, clientId);
+        if (first) return { message: toMessageDto(first), replayed: true };
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * A page of history, ascending by seq: the latest (no cursor), before or after a message or a
+   * seq, or around a message (half before, the message, half after).
+   */
+  async list(p: Principal, conversationId: string, q: ListMessagesQuery): Promise<{ data: MessageDto[]; has_more_before: boolean; has_more_after: boolean }> {
+    const c = await this.conversations.requireConversation(p, conversationId, 'read');
+    const limit = q.limit ?? 50;
+    const seqOf = async (id: string) => {
+      const m = await this.repo.getById(p.orgId, id);
+      if (!m || m.conversation_id !== conversationId) throw notFound();
+      return m.seq;
+    };
+    if (q.around !== undefined) {
+      const at = await seqOf(q.around);
+      const half = Math.floor((limit - 1) / 2);
+      const older = await this.repo.listRange(p.orgId, conversationId, { beforeSeq: at + 1, newestFirst: true }, half + 2);
+      const newer = await this.repo.listRange(p.orgId, conversationId, { afterSeq: at, newestFirst: false }, limit - half);
+      const before = older.slice(0, half + 1).reverse();
+      const after = newer.slice(0, limit - before.length);
+      return { data: [...before, ...after].map(toMessageDto), has_more_before: older.length > half + 1, has_more_after: newer.length > after.length };
+    }
+    const afterSeq = q.after !== undefined ? await seqOf(q.after) : q.after_seq;
+    const beforeSeq = q.before !== undefined ? await seqOf(q.before) : q.before_seq;
+    if (afterSeq !== undefined) {
+      const rows = await this.repo.listRange(p.orgId, conversationId, { afterSeq, beforeSeq, newestFirst: false }, limit + 1);
+      const page = rows.slice(0, limit);
+      return { data: page.map(toMessageDto), has_more_before: afterSeq > 0, has_more_after: rows.length > limit };
+    }
+    const rows = await this.repo.listRange(p.orgId, conversationId, { beforeSeq, newestFirst: true }, limit + 1);
+    const page = rows.slice(0, limit).reverse();
+    const newest = page.at(-1)?.seq ?? 0;
+    return { data: page.map(toMessageDto), has_more_before: rows.length > limit, has_more_after: newest < c.last_seq && beforeSeq !== undefined };
+  }
+
+  async get(p: Principal, id: string): Promise<MessageDto> {
+    const m = await this.repo.getById(p.orgId, id);
+    if (!m) throw notFound();
+    await this.#requireVisible(p, m);
+    return toMessageDto(m);
+  }
+
+  /** The author edits; deleted messages cannot be edited. */
+  async edit(p: Principal, id: string, body: string): Promise<MessageDto> {
+    const userId = requireUser(p);
+    const m = await this.repo.getById(p.orgId, id);
+    if (!m) throw notFound();
+    await this.#requireVisible(p, m, 'write');
+    if (m.sender_id !== userId || m.sender_type !== 'user') throw new AppError('forbidden', 'Only the author can edit a message');
+    if (m.deleted_at !== null) throw new AppError('message.conflict', 'A deleted message cannot be edited');
+    const edited_at = isoNow(this.clock);
+    await this.repo.update(p.orgId, id, { body, edited_at });
+    return toMessageDto({ ...m, body, edited_at });
+  }
+
+  /** The author, the channel's owners and admins, or an org admin delete; a tombstone stays in history. */
+  async delete(p: Principal, id: string): Promise<void> {
+    const m = await this.repo.getById(p.orgId, id);
+    if (!m) throw notFound();
+    const c = await this.#requireVisible(p, m);
+    const allowed = (m.sender_type === 'user' && m.sender_id === p.userId) || c.member_role === 'owner' || c.member_role === 'admin' || checkAccess(p, 'conversations.moderate');
+    if (!allowed) throw new AppError('forbidden', 'Only the author, the channel’s admins or an org admin can delete a message');
+    if (m.deleted_at !== null) return;
+    await this.repo.update(p.orgId, id, { body: '', metadata: null, deleted_at: isoNow(this.clock) });
+  }
+
+  /** A message is visible exactly when its conversation is. */
+  #requireVisible(p: Principal, m: MessageRow, need: 'read' | 'write' = 'read') {
+    return this.conversations.requireConversation(p, m.conversation_id, need).catch((err: unknown) => {
+      throw err instanceof AppError && err.code === 'conversation.not_found' ? notFound() : err;
+    });
+  }
+}

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-app.ts';
+import { testDialects } from '../../../test/helpers/new-test-db.ts';
+import { makeOrg, makeUser, type TestUser } from '../../../test/helpers/factories.ts';
+
+for (const dialect of testDialects()) {
+  describe(`messages (${dialect})`, () => {
+    let t: TestApp;
+    let alice: TestUser;
+    let bob: TestUser;
+    before(async () => {
+      t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0' } });
+      const org = await makeOrg(t.services);
+      alice = await makeUser(t.app, t.services, org.id, 'member');
+      bob = await makeUser(t.app, t.services, org.id, 'member');
+    });
+    after(() => t.close());
+
+    let n = 0;
+    const channel = async (members: TestUser[] = [bob]) => {
+      const r = await call(t.app, 'POST', '/api/v1/channels', { token: alice.token, body: { name: `c-${dialect}-${++n}`, members: members.map((m) => m.id) } });
+      assert.equal(r.statusCode, 201, r.body);
+      return r.data.id as string;
+    };
+    const send = (id: string, body: Record<string, unknown>, who: TestUser = alice) => call(t.app, 'POST', `/api/v1/channels/${id}/messages`, { token: who.token, body });
+    const history = (id: string, query = '', who: TestUser = alice) => call(t.app, 'GET', `/api/v1/channels/${id}/messages${query}`, { token: who.token });
+
+    it('sends and reads back messages with gapless seq, newest page last', async () => {
+      const id = await channel();
+      for (let i = 1; i <= 5; i++) assert.equal((await send(id, { body: `m${i}` })).data.seq, i);
+      const r = await history(id);
+      assert.equal(r.statusCode, 200);
+      assert.deepEqual(r.data.data.map((m: { body: string }) => m.body), ['m1', 'm2', 'm3', 'm4', 'm5']);
+      assert.equal(r.data.has_more_before, false);
+      const conv = await call(t.app, 'GET', `/api/v1/channels/${id}`, { token: bob.token });
+      assert.equal(conv.data.last_seq, 5);
+    });
+
+    it('8 parallel senders x 200 messages get seq 1..1600 with no gap and no duplicate', async () => {
+      const id = await channel();
+      const senders = Array.from({ length: 8 }, (_, s) => (async () => {
+        for (let i = 0; i < 200; i++) {
+          const r = await send(id, { body: `s${s}-${i}` }, s % 2 ? bob : alice);
+          assert.equal(r.statusCode, 201, r.body);
+        }
+      })());
+      await Promise.all(senders);
+      const rows = await t.db.db.selectFrom('messages').select('seq').where('conversation_id', '=', id).orderBy('seq').execute();
+      assert.deepEqual(rows.map((r) => Number(r.seq)), Array.from({ length: 1600 }, (_, i) => i + 1));
+    });
+
+    it('a retried send with the same client_msg_id returns the first message, also when retries race', async () => {
+      const id = await channel();
+      const first = await send(id, { body: 'hello', client_msg_id: 'c-1' });
+      assert.equal(first.statusCode, 201);
+      const retry = await send(id, { body: 'hello (retry)', client_msg_id: 'c-1' });
+      assert.equal(retry.statusCode, 200);
+      assert.equal(retry.data.id, first.data.id);
+      assert.equal(retry.data.body, 'hello');
+      const racing = await Promise.all(Array.from({ length: 10 }, () => send(id, { body: 'race', client_msg_id: 'c-2' })));
+      assert.equal(new Set(racing.map((r) => r.data.id)).size, 1, 'one message for ten racing retries');
+      assert.equal(racing.filter((r) => r.statusCode === 201).length, 1);
+      // Another sender may use the same client id: it is theirs.
+      const bobs = await send(id, { body: 'bob', client_msg_id: 'c-1' }, bob);
+      assert.equal(bobs.statusCode, 201);
+      // And no seq was burnt by the duplicates.
+      const rows = await t.db.db.selectFrom('messages').select('seq').where('conversation_id', '=', id).orderBy('seq').execute();
+      assert.deepEqual(rows.map((r) => Number(r.seq)), [1, 2, 3]);
+    });
+
+    it('paginates before, after and around a message, and by seq, at the edges', async () => {
+      const id = await channel();
+      const ids: string[] = [];
+      for (let i = 1; i <= 10; i++) ids.push((await send(id, { body: `p${i}` })).data.id);
+      const bodies = (r: { data: { data: Array<{ body: string }> } }) => r.data.data.map((m) => m.body);
+      const latest = await history(id, '?limit=4');
+      assert.deepEqual(bodies(latest), ['p7', 'p8', 'p9', 'p10']);
+      assert.equal(latest.data.has_more_before, true);
+      const before = await history(id, `?limit=4&before=${ids[6]}`);
+      assert.deepEqual(bodies(before), ['p3', 'p4', 'p5', 'p6']);
+      assert.equal(before.data.has_more_before, true);
+      const first = await history(id, `?limit=4&before=${ids[2]}`);
+      assert.deepEqual(bodies(first), ['p1', 'p2']);
+      assert.equal(first.data.has_more_before, false);
+      const afterR = await history(id, `?limit=4&after=${ids[7]}`);
+      assert.deepEqual(bodies(afterR), ['p9', 'p10']);
+      assert.equal(afterR.data.has_more_after, false);
+      const afterSeq = await history(id, '?after_seq=0&limit=3');
+      assert.deepEqual(bodies(afterSeq), ['p1', 'p2', 'p3']);
+      assert.equal(afterSeq.data.has_more_after, true);
+      const around = await history(id, `?limit=5&around=${ids[4]}`);
+      assert.deepEqual(bodies(around), ['p3', 'p4', 'p5', 'p6', 'p7']);
+      assert.equal(around.data.has_more_before, true);
+      assert.equal(around.data.has_more_after, true);
+      const edge = await history(id, `?limit=5&around=${ids[0]}`);
+      assert.equal(bodies(edge)[0], 'p1');
+      assert.equal(edge.data.has_more_before, false);
+      const exact = await history(id, '?limit=10');
+      assert.equal(exact.data.data.length, 10);
+      assert.equal(exact.data.has_more_before, false, 'a page that holds everything has nothing before');
+      const other = await channel();
+      const foreign = await history(other, `?before=${ids[3]}`);
+      assert.equal(foreign.statusCode, 404, 'a cursor from another conversation is refused');
+      assert.equal((await history(id, '?limit=201')).statusCode, 400);
+    });
+
+    it('edits by the author only; deletes leave a tombstone without content', async () => {
+      const id = await channel();
+      const m = (await send(id, { body: 'original', metadata: { k: 'v' } })).data;
+      const byBob = await call(t.app, 'PUT', `/api/v1/messages/${m.id}`, { token: bob.token, body: { body: 'hijack' } });
+      assert.equal(byBob.statusCode, 403);
+      const edit = await call(t.app, 'PUT', `/api/v1/messages/${m.id}`, { token: alice.token, body: { body: 'edited' } });
+      assert.equal(edit.statusCode, 200);
+      assert.equal(edit.data.body, 'edited');
+      assert.ok(edit.data.edited_at);
+      const bobDel = await call(t.app, 'DELETE', `/api/v1/messages/${m.id}`, { token: bob.token });
+      assert.equal(bobDel.statusCode, 403, 'bob is neither the author nor a channel admin');
+      assert.equal((await call(t.app, 'DELETE', `/api/v1/messages/${m.id}`, { token: alice.token })).statusCode, 204);
+      const got = await call(t.app, 'GET', `/api/v1/messages/${m.id}`, { token: bob.token });
+      assert.equal(got.data.deleted, true);
+      assert.equal(got.data.body, '');
+      assert.equal(got.data.metadata, null);
+      assert.equal((await history(id)).data.data.length, 1, 'the tombstone stays in history');
+      const reEdit = await call(t.app, 'PUT', `/api/v1/messages/${m.id}`, { token: alice.token, body: { body: 'again' } });
+      assert.equal(reEdit.statusCode, 409);
+    });
+
+    it('validates messages: empty text, unknown type, 40,000 characters', async () => {
+      const id = await channel();
+      assert.equal((await send(id, { body: '   ' })).statusCode, 400);
+      assert.equal((await send(id, { body: 'x', type: 'system' })).statusCode, 400, 'clients cannot send system messages');
+      assert.equal((await send(id, { body: 'x'.repeat(40_000) })).statusCode, 201);
+      assert.equal((await send(id, { body: 'x'.repeat(40_001) })).statusCode, 400);
+      assert.equal((await send(id, { body: '', type: 'location', metadata: { lat: 1, lng: 2 } })).statusCode, 201);
+    });
+
+    it('HTML in a message is stored and returned as text, never rendered', async () => {
+      const id = await channel();
+      const evil = '<script>alert(1)</script><img src=x onerror=alert(2)>';
+      const r = await send(id, { body: evil });
+      assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
+      assert.equal(r.data.body, evil, 'raw text back, escaping is the renderer’s job');
+    });
+  });
+}

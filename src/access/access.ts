@@ -32,7 +32,8 @@ const MATRIX = {
   'channels.create': ['admin', 'super-agent', 'agent', 'member'],
   'channels.browse_public': ['admin', 'super-agent', 'agent', 'member'],
   'dm.open': ['admin', 'super-agent', 'agent', 'member'],
-  // Org-wide moderation: manage or delete any channel, delete any message.
+  // Org-wide moderation: manage or delete any channel they can see (public ones, and those they
+  // belong to: private conversations stay invisible to non-members), delete any message there.
   'conversations.moderate': ['admin'],
 } as const satisfies Record<string, readonly BuiltInRole[]>;
 

@@ -83,6 +83,15 @@ export class ConversationsRepo {
     return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
   }
 
+  async countMembers(conversationId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('conversation_members')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('conversation_id', '=', conversationId)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
   async removeMember(conversationId: string, userId: string): Promise<boolean> {
     const r = await this.db.deleteFrom('conversation_members').where('conversation_id', '=', conversationId).where('user_id', '=', userId).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;

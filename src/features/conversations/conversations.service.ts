@@ -18,6 +18,7 @@ function requireManager(p: Principal, c: ConversationWithMembership): void {
 export type ConversationNeed = 'read' | 'write' | 'manage';
 
 const notFound = () => new AppError('conversation.not_found', 'Conversation not found');
+const MAX_GROUP = 8;
 
 export function toConversationDto(c: ConversationWithMembership): ConversationDto {
   return {
@@ -88,7 +89,8 @@ export class ConversationsService {
     const rows = await this.repo.listChannels(
       p.orgId,
       userId,
-      { joinedOnly, includePublic: checkAccess(p, 'channels.browse_public'), includeArchived: q.include_archived === true, prefix: q.q, afterName },
+      // Names are lower case; so is the prefix, so matching is the same on both engines.
+      { joinedOnly, includePublic: checkAccess(p, 'channels.browse_public'), includeArchived: q.include_archived === true, prefix: q.q?.toLowerCase(), afterName },
       limit + 1,
     );
     const page = rows.slice(0, limit);
@@ -102,6 +104,7 @@ export class ConversationsService {
 
   async update(p: Principal, id: string, body: UpdateChannelBody): Promise<ConversationDto> {
     const c = await this.#requireChannel(p, id, 'manage');
+    if (body.name !== undefined && c.kind === 'group') throw new AppError('conversation.invalid_members', 'Groups have no name; create a channel instead');
     const patch = { updated_at: isoNow(this.clock), ...body };
     await mapUnique(
       () => this.repo.update(p.orgId, id, patch),
@@ -150,10 +153,17 @@ export class ConversationsService {
     return (await this.repo.listMembers(p.orgId, id)).map((m) => ({ user_id: m.user_id, username: m.username, name: m.name, role: m.role, joined_at: m.joined_at, last_read_seq: m.last_read_seq }));
   }
 
-  /** Members add people to channels; only owners, admins and moderators choose the admin role. */
+  /**
+   * Members add people to channels and groups; owners, admins and org moderators may too (without
+   * being members), and only they choose the admin role. A group never grows past 8 people.
+   */
   async addMember(p: Principal, id: string, userId: string, role: 'member' | 'admin' = 'member'): Promise<void> {
-    const c = await this.#requireChannel(p, id, role === 'admin' ? 'manage' : 'write');
+    const need = role === 'admin' || checkAccess(p, 'conversations.moderate') ? 'manage' : 'write';
+    const c = await this.#requireChannel(p, id, need);
     await this.#checkUsers(p, [userId]);
+    if (c.kind === 'group' && !(await this.repo.getMember(c.id, userId)) && (await this.repo.countMembers(c.id)) >= MAX_GROUP) {
+      throw new AppError('conversation.invalid_members', `A group has at most ${MAX_GROUP} people`);
+    }
     // Adding someone who is already a member changes nothing (idempotent).
     await this.repo.addMember(this.#member(p.orgId, c.id, userId, role, isoNow(this.clock)));
   }
@@ -204,7 +214,7 @@ export class ConversationsService {
     requireAccess(p, 'dm.open');
     const userId = requireUser(p);
     const others = [...new Set(userIds.filter((u) => u !== userId))];
-    if (others.length < 2 || others.length > 7) throw new AppError('conversation.invalid_members', 'A group has 3 to 8 people, you included');
+    if (others.length < 2 || others.length > MAX_GROUP - 1) throw new AppError('conversation.invalid_members', `A group has 3 to ${MAX_GROUP} people, you included`);
     await this.#checkUsers(p, others);
     const now = isoNow(this.clock);
     const id = newId();

@@ -140,6 +140,7 @@ export class MessagesService {
     const c = await this.#requireVisible(p, m);
     const allowed = (m.sender_type === 'user' && m.sender_id === p.userId) || c.member_role === 'owner' || c.member_role === 'admin' || checkAccess(p, 'conversations.moderate');
     if (!allowed) throw new AppError('forbidden', 'Only the author, the channel’s admins or an org admin can delete a message');
+    if (c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
     if (m.deleted_at !== null) return;
     await this.repo.update(p.orgId, id, { body: '', metadata: null, deleted_at: isoNow(this.clock) });
   }

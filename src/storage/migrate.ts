@@ -1,6 +1,8 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import * as m0001 from './migrations/0001-foundation.ts';
 import * as m0002 from './migrations/0002-conversations.ts';
+import * as m0003 from './migrations/0003-threads-reactions-read.ts';
+import * as m0004 from './migrations/0004-files.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -9,6 +11,8 @@ import * as m0002 from './migrations/0002-conversations.ts';
 const MIGRATIONS: Record<string, Migration> = {
   '0001-foundation': m0001,
   '0002-conversations': m0002,
+  '0003-threads-reactions-read': m0003,
+  '0004-files': m0004,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -117,6 +117,65 @@ export interface MessagesTable {
   edited_at: string | null;
   deleted_at: string | null;
   created_at: string;
+  /** 1 when shown in the channel: top-level messages, and thread replies also sent to the channel */
+  in_channel: number;
+  reply_count: number;
+  last_reply_at: string | null;
+  pinned_at: string | null;
+  pinned_by: string | null;
+  /** JSON {"users": [ids], "channel": bool, "here": bool} */
+  mentions: string | null;
+}
+
+export interface ReactionsTable {
+  message_id: string;
+  user_id: string;
+  emoji: string;
+  org_id: string;
+  created_at: string;
+}
+
+export interface MessageMentionsTable {
+  message_id: string;
+  user_id: string;
+  org_id: string;
+  conversation_id: string;
+  seq: number;
+}
+
+export interface ThreadFollowsTable {
+  root_id: string;
+  user_id: string;
+  org_id: string;
+  conversation_id: string;
+  last_read_seq: number;
+  created_at: string;
+}
+
+export interface FilesTable {
+  id: string;
+  org_id: string;
+  /** null once the uploader's user row is gone */
+  uploader_id: string | null;
+  /** where the bytes are in the file storage: "<org id>/<file id>" */
+  storage_key: string;
+  filename: string;
+  /** sniffed from the bytes at upload */
+  content_type: string;
+  size: number;
+  /** lower-case hex */
+  sha256: string;
+  width: number | null;
+  height: number | null;
+  created_at: string;
+}
+
+export interface MessageAttachmentsTable {
+  message_id: string;
+  file_id: string;
+  org_id: string;
+  /** order of the attachments in the message, from 0 */
+  position: number;
 }
 
 export interface DB {
@@ -128,4 +187,9 @@ export interface DB {
   conversations: ConversationsTable;
   conversation_members: ConversationMembersTable;
   messages: MessagesTable;
+  files: FilesTable;
+  message_attachments: MessageAttachmentsTable;
+  reactions: ReactionsTable;
+  message_mentions: MessageMentionsTable;
+  thread_follows: ThreadFollowsTable;
 }

@@ -97,12 +97,12 @@ export class ConversationsRepo {
     return Number(r.numDeletedRows) > 0;
   }
 
-  listMembers(orgId: string, conversationId: string): Promise<Array<MembershipRow & { username: string; name: string }>> {
+  listMembers(orgId: string, conversationId: string): Promise<Array<MembershipRow & { username: string; name: string; status: string }>> {
     return this.db
       .selectFrom('conversation_members as m')
       .innerJoin('users as u', 'u.id', 'm.user_id')
       .selectAll('m')
-      .select(['u.username', 'u.name'])
+      .select(['u.username', 'u.name', 'u.status'])
       .where('m.org_id', '=', orgId)
       .where('m.conversation_id', '=', conversationId)
       .orderBy('m.joined_at')

@@ -153,6 +153,11 @@ export class ConversationsService {
     return (await this.repo.listMembers(p.orgId, id)).map((m) => ({ user_id: m.user_id, username: m.username, name: m.name, role: m.role, joined_at: m.joined_at, last_read_seq: m.last_read_seq }));
   }
 
+  /** Members with username and presence status, for resolving mentions (no access check: callers did it). */
+  async memberDirectory(orgId: string, id: string): Promise<Array<{ userId: string; username: string; status: string }>> {
+    return (await this.repo.listMembers(orgId, id)).map((m) => ({ userId: m.user_id, username: m.username, status: m.status }));
+  }
+
   /**
    * Members add people to channels and groups; owners, admins and org moderators may too (without
    * being members), and only they choose the admin role. A group never grows past 8 people.

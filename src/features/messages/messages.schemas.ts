@@ -1,6 +1,9 @@
 import { Type, type Static } from 'typebox';
 import { Nullable } from '../../platform/schema.ts';
 
+/** A reaction: a Unicode emoji or a :shortcode:, no whitespace. */
+export const Emoji = Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\s]+$' });
+
 export const MESSAGE_TYPES = ['text', 'image', 'file', 'audio', 'video', 'location', 'system'] as const;
 export const MAX_BODY = 40_000;
 
@@ -19,6 +22,15 @@ export const Message = Type.Object({
   deleted: Type.Boolean(),
   deleted_at: Nullable(Type.String()),
   created_at: Type.String(),
+  in_channel: Type.Boolean({ description: 'shown in the channel: top-level messages, and thread replies also sent there' }),
+  reply_count: Type.Integer(),
+  last_reply_at: Nullable(Type.String()),
+  thread_participants: Type.Array(Type.String(), { description: 'user ids of the people who replied' }),
+  pinned: Type.Boolean(),
+  pinned_at: Nullable(Type.String()),
+  pinned_by: Nullable(Type.String()),
+  mentions: Type.Object({ users: Type.Array(Type.String()), channel: Type.Boolean(), here: Type.Boolean() }),
+  reactions: Type.Array(Type.Object({ emoji: Type.String(), count: Type.Integer(), me: Type.Boolean({ description: 'whether the caller reacted' }) })),
 });
 export type MessageDto = Static<typeof Message>;
 
@@ -50,6 +62,20 @@ export const ListMessagesQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
 });
 export type ListMessagesQuery = Static<typeof ListMessagesQuery>;
+
+export const ReplyBody = Type.Object(
+  { ...SendMessageBody.properties, also_send_to_channel: Type.Optional(Type.Boolean({ description: 'show the reply in the channel too' })) },
+  { additionalProperties: false },
+);
+
+export const ReactionBody = Type.Object({ emoji: Emoji }, { additionalProperties: false });
+export const ReactionParams = Type.Object({ id: Type.String({ format: 'uuid' }), emoji: Emoji });
+
+export const ThreadPage = Type.Object({ root: Message, replies: Type.Array(Message), has_more: Type.Boolean() });
+export const ThreadQuery = Type.Object({
+  after_seq: Type.Optional(Type.Integer({ minimum: 0 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+});
 
 export const ConversationParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 export const MessageParams = Type.Object({ id: Type.String({ format: 'uuid' }) });

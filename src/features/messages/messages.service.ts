@@ -5,11 +5,20 @@ import { newId } from '../../platform/ids.ts';
 import { asUniqueViolation } from '../../storage/errors.ts';
 import type { ConversationsService } from '../conversations/conversations.service.ts';
 import type { MessageRow, MessagesRepo } from './messages.repo.ts';
+import { mentionedUserIds, parseMentions } from './mentions.ts';
 import type { ListMessagesQuery, MessageDto, SendMessageBody } from './messages.schemas.ts';
 
 const notFound = () => new AppError('message.not_found', 'Message not found');
 
-export function toMessageDto(m: MessageRow): MessageDto {
+const NO_MENTIONS: MessageDto['mentions'] = { users: [], channel: false, here: false };
+
+/** Per-message data loaded for a whole page at once. */
+export interface MessageExtras {
+  participants?: string[];
+  reactions?: MessageDto['reactions'];
+}
+
+export function toMessageDto(m: MessageRow, extra: MessageExtras = {}): MessageDto {
   return {
     id: m.id,
     conversation_id: m.conversation_id,
@@ -25,6 +34,15 @@ export function toMessageDto(m: MessageRow): MessageDto {
     deleted: m.deleted_at !== null,
     deleted_at: m.deleted_at,
     created_at: m.created_at,
+    in_channel: m.in_channel === 1,
+    reply_count: m.reply_count,
+    last_reply_at: m.last_reply_at,
+    thread_participants: extra.participants ?? [],
+    pinned: m.pinned_at !== null,
+    pinned_at: m.pinned_at,
+    pinned_by: m.pinned_by,
+    mentions: m.mentions === null ? NO_MENTIONS : (JSON.parse(m.mentions) as MessageDto['mentions']),
+    reactions: extra.reactions ?? [],
   };
 }
 
@@ -41,8 +59,22 @@ export class MessagesService {
    * returns the first message instead of storing a second: `replayed` tells which happened.
    */
   async send(p: Principal, conversationId: string, body: SendMessageBody): Promise<{ message: MessageDto; replayed: boolean }> {
-    const userId = requireUser(p);
     await this.conversations.requireConversation(p, conversationId, 'write');
+    return this.#post(p, conversationId, body, null, true);
+  }
+
+  /** Reply in the thread of a top-level message; `also_send_to_channel` shows it in the channel too. */
+  async reply(p: Principal, rootId: string, body: SendMessageBody & { also_send_to_channel?: boolean }): Promise<{ message: MessageDto; replayed: boolean }> {
+    const root = await this.repo.getById(p.orgId, rootId);
+    if (!root) throw notFound();
+    await this.#requireVisible(p, root, 'write');
+    if (root.parent_id !== null) throw new AppError('message.conflict', 'Reply to the thread’s first message, not to a reply');
+    if (root.deleted_at !== null) throw new AppError('message.conflict', 'This message was deleted');
+    return this.#post(p, root.conversation_id, body, root, body.also_send_to_channel === true);
+  }
+
+  async #post(p: Principal, conversationId: string, body: SendMessageBody, root: MessageRow | null, inChannel: boolean): Promise<{ message: MessageDto; replayed: boolean }> {
+    const userId = requireUser(p);
     if ((body.type ?? 'text') === 'text' && body.body.trim() === '') {
       throw new AppError('validation.failed', 'A text message needs a body', { fields: [{ field: '/body/body', message: 'must not be empty' }] });
     }
@@ -51,6 +83,9 @@ export class MessagesService {
       const first = await this.repo.findByClientId(conversationId, userId, clientId);
       if (first) return { message: toMessageDto(first), replayed: true };
     }
+    const parsed = parseMentions(body.body);
+    const anyMention = parsed.usernames.length > 0 || parsed.channel || parsed.here;
+    const mentioned = anyMention ? mentionedUserIds(parsed, await this.conversations.memberDirectory(p.orgId, conversationId), userId) : [];
     const row = {
       id: newId(),
       org_id: p.orgId,
@@ -60,15 +95,18 @@ export class MessagesService {
       type: body.type ?? 'text',
       body: body.body,
       metadata: body.metadata === undefined ? null : JSON.stringify(body.metadata),
-      parent_id: null,
+      parent_id: root?.id ?? null,
       client_msg_id: clientId,
       private: 0,
       edited_at: null,
       deleted_at: null,
       created_at: isoNow(this.clock),
+      in_channel: inChannel ? 1 : 0,
+      mentions: anyMention ? JSON.stringify({ users: mentioned, channel: parsed.channel, here: parsed.here }) : null,
     };
+    const followers = root ? [...new Set([userId, ...(root.sender_type === 'user' && root.sender_id ? [root.sender_id] : [])])] : [];
     try {
-      return { message: toMessageDto(await this.repo.insertNext(row)), replayed: false };
+      return { message: toMessageDto(await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers })), replayed: false };
     } catch (err) {
       // A concurrent retry with the same client id won the race: return its message.
       if (clientId !== null && asUniqueViolation(err)) {
@@ -98,26 +136,26 @@ export class MessagesService {
       const newer = await this.repo.listRange(p.orgId, conversationId, { afterSeq: at, newestFirst: false }, limit - half);
       const before = older.slice(0, half + 1).reverse();
       const after = newer.slice(0, limit - before.length);
-      return { data: [...before, ...after].map(toMessageDto), has_more_before: older.length > half + 1, has_more_after: newer.length > after.length };
+      return { data: await this.#dtos(p, [...before, ...after]), has_more_before: older.length > half + 1, has_more_after: newer.length > after.length };
     }
     const afterSeq = q.after !== undefined ? await seqOf(q.after) : q.after_seq;
     const beforeSeq = q.before !== undefined ? await seqOf(q.before) : q.before_seq;
     if (afterSeq !== undefined) {
       const rows = await this.repo.listRange(p.orgId, conversationId, { afterSeq, beforeSeq, newestFirst: false }, limit + 1);
       const page = rows.slice(0, limit);
-      return { data: page.map(toMessageDto), has_more_before: afterSeq > 0, has_more_after: rows.length > limit };
+      return { data: await this.#dtos(p, page), has_more_before: afterSeq > 0, has_more_after: rows.length > limit };
     }
     const rows = await this.repo.listRange(p.orgId, conversationId, { beforeSeq, newestFirst: true }, limit + 1);
     const page = rows.slice(0, limit).reverse();
     const newest = page.at(-1)?.seq ?? 0;
-    return { data: page.map(toMessageDto), has_more_before: rows.length > limit, has_more_after: newest < c.last_seq && beforeSeq !== undefined };
+    return { data: await this.#dtos(p, page), has_more_before: rows.length > limit, has_more_after: newest < c.last_seq && beforeSeq !== undefined };
   }
 
   async get(p: Principal, id: string): Promise<MessageDto> {
     const m = await this.repo.getById(p.orgId, id);
     if (!m) throw notFound();
     await this.#requireVisible(p, m);
-    return toMessageDto(m);
+    return (await this.#dtos(p, [m]))[0]!;
   }
 
   /** The author edits; deleted messages cannot be edited. */
@@ -129,8 +167,14 @@ export class MessagesService {
     if (m.sender_id !== userId || m.sender_type !== 'user') throw new AppError('forbidden', 'Only the author can edit a message');
     if (m.deleted_at !== null) throw new AppError('message.conflict', 'A deleted message cannot be edited');
     const edited_at = isoNow(this.clock);
-    await this.repo.update(p.orgId, id, { body, edited_at });
-    return toMessageDto({ ...m, body, edited_at });
+    // Mentions follow the new text (added names are notified, removed ones drop out of the counts).
+    const parsed = parseMentions(body);
+    const any = parsed.usernames.length > 0 || parsed.channel || parsed.here;
+    const mentioned = any ? mentionedUserIds(parsed, await this.conversations.memberDirectory(p.orgId, m.conversation_id), userId) : [];
+    const mentions = any ? JSON.stringify({ users: mentioned, channel: parsed.channel, here: parsed.here }) : null;
+    await this.repo.update(p.orgId, id, { body, edited_at, mentions });
+    await this.repo.replaceMentions(m, mentioned);
+    return (await this.#dtos(p, [{ ...m, body, edited_at, mentions }]))[0]!;
   }
 
   /** The author, the channel's owners and admins, or an org admin delete; a tombstone stays in history. */
@@ -142,7 +186,58 @@ export class MessagesService {
     if (!allowed) throw new AppError('forbidden', 'Only the author, the channel’s admins or an org admin can delete a message');
     if (c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
     if (m.deleted_at !== null) return;
-    await this.repo.update(p.orgId, id, { body: '', metadata: null, deleted_at: isoNow(this.clock) });
+    await this.repo.update(p.orgId, id, { body: '', metadata: null, mentions: null, deleted_at: isoNow(this.clock) });
+    await this.repo.replaceMentions(m, []);
+  }
+
+  /** A thread: its root and a page of replies (ascending by seq, after `after_seq`). */
+  async thread(p: Principal, rootId: string, q: { after_seq?: number; limit?: number }): Promise<{ root: MessageDto; replies: MessageDto[]; has_more: boolean }> {
+    const root = await this.repo.getById(p.orgId, rootId);
+    if (!root) throw notFound();
+    await this.#requireVisible(p, root);
+    const limit = q.limit ?? 50;
+    const rows = await this.repo.listRange(p.orgId, root.conversation_id, { afterSeq: q.after_seq ?? 0, newestFirst: false, threadRootId: root.id }, limit + 1);
+    const [rootDto, ...replies] = await this.#dtos(p, [root, ...rows.slice(0, limit)]);
+    return { root: rootDto!, replies, has_more: rows.length > limit };
+  }
+
+  /** Add (idempotent) or remove the caller's reaction; members only. */
+  async react(p: Principal, id: string, emoji: string, add: boolean): Promise<MessageDto> {
+    const userId = requireUser(p);
+    const m = await this.repo.getById(p.orgId, id);
+    if (!m) throw notFound();
+    await this.#requireVisible(p, m, 'write');
+    if (m.deleted_at !== null) throw new AppError('message.conflict', 'This message was deleted');
+    if (add) await this.repo.addReaction({ message_id: id, user_id: userId, emoji, org_id: p.orgId, created_at: isoNow(this.clock) });
+    else if (!(await this.repo.removeReaction(id, userId, emoji))) throw new AppError('not_found', 'You have not reacted with this emoji');
+    return (await this.#dtos(p, [m]))[0]!;
+  }
+
+  /** Pin or unpin (members of the conversation). */
+  async pin(p: Principal, id: string, pinned: boolean): Promise<MessageDto> {
+    const userId = requireUser(p);
+    const m = await this.repo.getById(p.orgId, id);
+    if (!m) throw notFound();
+    await this.#requireVisible(p, m, 'write');
+    if (pinned && m.deleted_at !== null) throw new AppError('message.conflict', 'A deleted message cannot be pinned');
+    const patch = pinned ? { pinned_at: m.pinned_at ?? isoNow(this.clock), pinned_by: m.pinned_by ?? userId } : { pinned_at: null, pinned_by: null };
+    await this.repo.update(p.orgId, id, patch);
+    return (await this.#dtos(p, [{ ...m, ...patch }]))[0]!;
+  }
+
+  async pinned(p: Principal, conversationId: string): Promise<MessageDto[]> {
+    await this.conversations.requireConversation(p, conversationId, 'read');
+    return this.#dtos(p, await this.repo.listPinned(p.orgId, conversationId));
+  }
+
+  /** DTOs for a page: reactions and thread participants loaded for all of it at once. */
+  async #dtos(p: Principal, rows: MessageRow[]): Promise<MessageDto[]> {
+    const ids = rows.map((r) => r.id);
+    const [reactions, participants] = await Promise.all([
+      this.repo.reactionsFor(ids, p.userId),
+      this.repo.threadParticipants(rows.filter((r) => r.reply_count > 0).map((r) => r.id)),
+    ]);
+    return rows.map((m) => toMessageDto(m, { reactions: reactions.get(m.id), participants: participants.get(m.id) }));
   }
 
   /** A message is visible exactly when its conversation is. */

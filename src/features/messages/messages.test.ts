@@ -144,3 +144,90 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+for (const dialect of testDialects()) {
+  describe(`threads, reactions, pins, mentions (${dialect})`, () => {
+    let t: TestApp;
+    let alice: TestUser;
+    let bob: TestUser;
+    let carol: TestUser;
+    let chan: string;
+    before(async () => {
+      t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0' } });
+      const org = await makeOrg(t.services);
+      alice = await makeUser(t.app, t.services, org.id, 'member');
+      bob = await makeUser(t.app, t.services, org.id, 'member');
+      carol = await makeUser(t.app, t.services, org.id, 'member');
+      chan = (await call(t.app, 'POST', '/api/v1/channels', { token: alice.token, body: { name: `t-${dialect}`, members: [bob.id, carol.id] } })).data.id;
+    });
+    after(() => t.close());
+    const send = (who: TestUser, body: Record<string, unknown>) => call(t.app, 'POST', `/api/v1/channels/${chan}/messages`, { token: who.token, body });
+
+    it('replies go to the thread; the root carries reply_count, last_reply_at and participants; also_send_to_channel shows a reply in the channel', async () => {
+      const root = (await send(alice, { body: 'root' })).data;
+      const r1 = await call(t.app, 'POST', `/api/v1/messages/${root.id}/thread`, { token: bob.token, body: { body: 'first reply' } });
+      assert.equal(r1.statusCode, 201, r1.body);
+      assert.equal(r1.data.parent_id, root.id);
+      assert.equal(r1.data.in_channel, false);
+      const r2 = await call(t.app, 'POST', `/api/v1/messages/${root.id}/thread`, { token: carol.token, body: { body: 'loud reply', also_send_to_channel: true } });
+      assert.equal(r2.data.in_channel, true);
+      const th = await call(t.app, 'GET', `/api/v1/messages/${root.id}/thread`, { token: alice.token });
+      assert.equal(th.statusCode, 200);
+      assert.equal(th.data.root.reply_count, 2);
+      assert.ok(th.data.root.last_reply_at);
+      assert.deepEqual([...th.data.root.thread_participants].sort(), [bob.id, carol.id].sort());
+      assert.deepEqual(th.data.replies.map((m: { body: string }) => m.body), ['first reply', 'loud reply']);
+      const hist = await call(t.app, 'GET', `/api/v1/channels/${chan}/messages`, { token: alice.token });
+      const bodies = hist.data.data.map((m: { body: string }) => m.body);
+      assert.ok(bodies.includes('loud reply') && !bodies.includes('first reply'), 'only the reply sent to the channel is in its history');
+      const nested = await call(t.app, 'POST', `/api/v1/messages/${r1.data.id}/thread`, { token: alice.token, body: { body: 'nested' } });
+      assert.equal(nested.statusCode, 409, 'no threads inside threads');
+    });
+
+    it('reactions: one per user and emoji, aggregated with "me"; removal; non-members cannot react', async () => {
+      const m = (await send(alice, { body: 'react to me' })).data;
+      const react = (who: TestUser, emoji: string) => call(t.app, 'POST', `/api/v1/messages/${m.id}/reactions`, { token: who.token, body: { emoji } });
+      await react(alice, '👍');
+      await react(alice, '👍');
+      await react(bob, '👍');
+      const last = await react(bob, ':tada:');
+      assert.equal(last.statusCode, 200);
+      const asAlice = await call(t.app, 'GET', `/api/v1/messages/${m.id}`, { token: alice.token });
+      assert.deepEqual(asAlice.data.reactions, [{ emoji: '👍', count: 2, me: true }, { emoji: ':tada:', count: 1, me: false }]);
+      const asCarol = await call(t.app, 'GET', `/api/v1/channels/${chan}/messages?around=${m.id}&limit=1`, { token: carol.token });
+      assert.deepEqual(asCarol.data.data[0].reactions, [{ emoji: '👍', count: 2, me: false }, { emoji: ':tada:', count: 1, me: false }]);
+      const del = await call(t.app, 'DELETE', `/api/v1/messages/${m.id}/reactions/${encodeURIComponent('👍')}`, { token: alice.token });
+      assert.deepEqual(del.data.reactions, [{ emoji: '👍', count: 1, me: false }, { emoji: ':tada:', count: 1, me: false }]);
+      assert.equal((await call(t.app, 'DELETE', `/api/v1/messages/${m.id}/reactions/${encodeURIComponent('👍')}`, { token: alice.token })).statusCode, 404);
+      assert.equal((await react(alice, 'two words')).statusCode, 400);
+      const org = await t.services.orgs.getRow(alice.orgId);
+      const outsider = await makeUser(t.app, t.services, org!.id, 'member');
+      assert.equal((await react(outsider, '👀')).statusCode, 403, 'a non-member of a public channel reads but does not react');
+    });
+
+    it('pins: pin, list with who and when, unpin', async () => {
+      const m = (await send(alice, { body: 'pin me' })).data;
+      const pin = await call(t.app, 'POST', `/api/v1/messages/${m.id}/pin`, { token: bob.token });
+      assert.equal(pin.statusCode, 200);
+      assert.equal(pin.data.pinned, true);
+      assert.equal(pin.data.pinned_by, bob.id);
+      const list = await call(t.app, 'GET', `/api/v1/channels/${chan}/messages/pinned`, { token: carol.token });
+      assert.deepEqual(list.data.data.map((x: { id: string }) => x.id), [m.id]);
+      assert.ok(list.data.data[0].pinned_at);
+      await call(t.app, 'DELETE', `/api/v1/messages/${m.id}/pin`, { token: alice.token });
+      assert.deepEqual((await call(t.app, 'GET', `/api/v1/channels/${chan}/messages/pinned`, { token: carol.token })).data.data, []);
+    });
+
+    it('mentions: @username of members, @channel to all members, never the author; edits update them', async () => {
+      const m = await send(alice, { body: `hey @${bob.username} and @nobody-here` });
+      assert.deepEqual(m.data.mentions, { users: [bob.id], channel: false, here: false });
+      const all = await send(alice, { body: 'attention @channel' });
+      assert.deepEqual([...all.data.mentions.users].sort(), [bob.id, carol.id].sort());
+      assert.equal(all.data.mentions.channel, true);
+      const edited = await call(t.app, 'PUT', `/api/v1/messages/${m.data.id}`, { token: alice.token, body: { body: `now @${carol.username}` } });
+      assert.deepEqual(edited.data.mentions.users, [carol.id]);
+      const rows = await t.db.db.selectFrom('message_mentions').select('user_id').where('message_id', '=', m.data.id).execute();
+      assert.deepEqual(rows.map((r) => r.user_id), [carol.id]);
+    });
+  });
+}

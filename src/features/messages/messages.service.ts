@@ -4,6 +4,8 @@ import { AppError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { asUniqueViolation } from '../../storage/errors.ts';
 import type { ConversationsService } from '../conversations/conversations.service.ts';
+import type { FileDto } from '../files/files.schemas.ts';
+import type { FilesService } from '../files/files.service.ts';
 import type { MessageRow, MessagesRepo } from './messages.repo.ts';
 import { mentionedUserIds, parseMentions } from './mentions.ts';
 import type { ListMessagesQuery, MessageDto, SendMessageBody } from './messages.schemas.ts';
@@ -16,6 +18,7 @@ const NO_MENTIONS: MessageDto['mentions'] = { users: [], channel: false, here: f
 export interface MessageExtras {
   participants?: string[];
   reactions?: MessageDto['reactions'];
+  attachments?: FileDto[];
 }
 
 export function toMessageDto(m: MessageRow, extra: MessageExtras = {}): MessageDto {
@@ -43,6 +46,7 @@ export function toMessageDto(m: MessageRow, extra: MessageExtras = {}): MessageD
     pinned_by: m.pinned_by,
     mentions: m.mentions === null ? NO_MENTIONS : (JSON.parse(m.mentions) as MessageDto['mentions']),
     reactions: extra.reactions ?? [],
+    attachments: extra.attachments ?? [],
   };
 }
 
@@ -52,6 +56,7 @@ export class MessagesService {
     private readonly repo: MessagesRepo,
     private readonly conversations: ConversationsService,
     private readonly clock: Clock,
+    private readonly files: FilesService,
   ) {}
 
   /**
@@ -75,14 +80,15 @@ export class MessagesService {
 
   async #post(p: Principal, conversationId: string, body: SendMessageBody, root: MessageRow | null, inChannel: boolean): Promise<{ message: MessageDto; replayed: boolean }> {
     const userId = requireUser(p);
-    if ((body.type ?? 'text') === 'text' && body.body.trim() === '') {
+    if ((body.type ?? 'text') === 'text' && body.body.trim() === '' && !body.attachments?.length) {
       throw new AppError('validation.failed', 'A text message needs a body', { fields: [{ field: '/body/body', message: 'must not be empty' }] });
     }
     const clientId = body.client_msg_id ?? null;
     if (clientId !== null) {
       const first = await this.repo.findByClientId(conversationId, userId, clientId);
-      if (first) return { message: toMessageDto(first), replayed: true };
+      if (first) return { message: (await this.#dtos(p, [first]))[0]!, replayed: true };
     }
+    const attachments = body.attachments?.length ? await this.files.requireAttachable(p, body.attachments) : [];
     const parsed = parseMentions(body.body);
     const anyMention = parsed.usernames.length > 0 || parsed.channel || parsed.here;
     const mentioned = anyMention ? mentionedUserIds(parsed, await this.conversations.memberDirectory(p.orgId, conversationId), userId) : [];
@@ -106,12 +112,12 @@ export class MessagesService {
     };
     const followers = root ? [...new Set([userId, ...(root.sender_type === 'user' && root.sender_id ? [root.sender_id] : [])])] : [];
     try {
-      return { message: toMessageDto(await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers })), replayed: false };
+      return { message: toMessageDto(await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id) }), { attachments }), replayed: false };
     } catch (err) {
       // A concurrent retry with the same client id won the race: return its message.
       if (clientId !== null && asUniqueViolation(err)) {
         const first = await this.repo.findByClientId(conversationId, userId, clientId);
-        if (first) return { message: toMessageDto(first), replayed: true };
+        if (first) return { message: (await this.#dtos(p, [first]))[0]!, replayed: true };
       }
       throw err;
     }
@@ -151,6 +157,11 @@ export class MessagesService {
     return { data: await this.#dtos(p, page), has_more_before: rows.length > limit, has_more_after: newest < c.last_seq && beforeSeq !== undefined };
   }
 
+  /** The stored row, no access check (callers check the conversation). */
+  getRow(orgId: string, id: string): Promise<MessageRow | undefined> {
+    return this.repo.getById(orgId, id);
+  }
+
   async get(p: Principal, id: string): Promise<MessageDto> {
     const m = await this.repo.getById(p.orgId, id);
     if (!m) throw notFound();
@@ -188,6 +199,7 @@ export class MessagesService {
     if (m.deleted_at !== null) return;
     await this.repo.update(p.orgId, id, { body: '', metadata: null, mentions: null, deleted_at: isoNow(this.clock) });
     await this.repo.replaceMentions(m, []);
+    await this.repo.removeAttachments(p.orgId, id);
   }
 
   /** A thread: its root and a page of replies (ascending by seq, after `after_seq`). */
@@ -233,11 +245,12 @@ export class MessagesService {
   /** DTOs for a page: reactions and thread participants loaded for all of it at once. */
   async #dtos(p: Principal, rows: MessageRow[]): Promise<MessageDto[]> {
     const ids = rows.map((r) => r.id);
-    const [reactions, participants] = await Promise.all([
+    const [reactions, participants, attachments] = await Promise.all([
       this.repo.reactionsFor(ids, p.userId),
       this.repo.threadParticipants(rows.filter((r) => r.reply_count > 0).map((r) => r.id)),
+      this.files.attachmentsOf(p.orgId, ids),
     ]);
-    return rows.map((m) => toMessageDto(m, { reactions: reactions.get(m.id), participants: participants.get(m.id) }));
+    return rows.map((m) => toMessageDto(m, { reactions: reactions.get(m.id), participants: participants.get(m.id), attachments: attachments.get(m.id) }));
   }
 
   /** A message is visible exactly when its conversation is. */

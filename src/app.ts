@@ -6,9 +6,12 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { apiKeysRoutes } from './features/api-keys/api-keys.routes.ts';
 import { authRoutes, publicAuthRoutes } from './features/auth/auth.routes.ts';
 import { conversationsRoutes } from './features/conversations/conversations.routes.ts';
+import { filesRoutes } from './features/files/files.routes.ts';
 import { healthRoutes, type ReadinessCheck } from './features/health/health.routes.ts';
 import { messagesRoutes } from './features/messages/messages.routes.ts';
+import { readStateRoutes } from './features/read-state/read-state.routes.ts';
 import { organizationsRoutes } from './features/organizations/organizations.routes.ts';
+import { searchRoutes } from './features/search/search.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
 import { newId } from './platform/ids.ts';
 import { loggerOptions, requestLoggerFactory } from './platform/logger.ts';
@@ -51,9 +54,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const services = createServices({ ...opts, onBackgroundError: (err) => app.log.error({ err }, 'background error') });
-  await services.principals.start();
   const metrics = createMetrics();
+  const services = createServices({ ...opts, registry: metrics.registry, onBackgroundError: (err) => app.log.error({ err }, 'background error') });
+  await services.principals.start();
   app.decorate('services', services);
   app.decorate('metrics', metrics);
   app.addSchema(ErrorBody);
@@ -110,6 +113,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await authed.register(apiKeysRoutes, { apiKeys: services.apiKeys });
         await authed.register(conversationsRoutes, { conversations: services.conversations });
         await authed.register(messagesRoutes, { messages: services.messages });
+        await authed.register(readStateRoutes, { readState: services.readState });
+        await authed.register(filesRoutes, { files: services.files });
+        await authed.register(searchRoutes, { search: services.search });
       });
     },
     { prefix: '/api/v1' },
@@ -118,6 +124,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     await services.limiter.close();
     await services.bus.close();
+    await services.files.close();
   });
   return app;
 }

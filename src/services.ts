@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
 import type { Config } from './config/config.ts';
 import { ApiKeysRepo } from './features/api-keys/api-keys.repo.ts';
 import { ApiKeysService } from './features/api-keys/api-keys.service.ts';
@@ -9,10 +10,18 @@ import { HostJwtVerifier } from './features/auth/host-jwt.ts';
 import { AccessTokens } from './features/auth/tokens.ts';
 import { ConversationsRepo } from './features/conversations/conversations.repo.ts';
 import { ConversationsService } from './features/conversations/conversations.service.ts';
+import { FilesRepo } from './features/files/files.repo.ts';
+import { FilesService } from './features/files/files.service.ts';
+import { createFileStorage } from './files/create-file-storage.ts';
 import { MessagesRepo } from './features/messages/messages.repo.ts';
+import { createMessageMetrics } from './features/messages/messages.metrics.ts';
 import { MessagesService } from './features/messages/messages.service.ts';
+import { ReadStateRepo } from './features/read-state/read-state.repo.ts';
+import { ReadStateService } from './features/read-state/read-state.service.ts';
 import { OrganizationsRepo } from './features/organizations/organizations.repo.ts';
 import { OrganizationsService } from './features/organizations/organizations.service.ts';
+import { SearchRepo } from './features/search/search.repo.ts';
+import { SearchService } from './features/search/search.service.ts';
 import { UsersRepo } from './features/users/users.repo.ts';
 import { UsersService } from './features/users/users.service.ts';
 import { PrincipalCache } from './access/principal-cache.ts';
@@ -35,6 +44,8 @@ export interface ServiceDeps {
   clock?: Clock;
   /** Key prefix in Redis (tests use a random one). */
   redisPrefix?: string;
+  /** Where domain metrics are registered (the app's registry; a private one when absent). */
+  registry?: Registry;
   /** Errors of background work (bus delivery) that have no request to answer. */
   onBackgroundError?: (err: unknown) => void;
 }
@@ -58,9 +69,13 @@ export function createServices(deps: ServiceDeps) {
   const authenticator = new Authenticator(tokens, auth, apiKeys, users, orgs, host, principals, deps.config.hostJwt);
 
   const conversations = new ConversationsService(new ConversationsRepo(db), users, clock);
-  const messages = new MessagesService(new MessagesRepo(db), conversations, clock);
+  const search = new SearchService(new SearchRepo(db));
+  const files = new FilesService(new FilesRepo(db), createFileStorage(deps.config), conversations, clock, deps.config.files.uploadMaxBytes);
+  const sendLimit = { limiter, ...deps.config.sendLimit };
+  const messages = new MessagesService(new MessagesRepo(db), conversations, clock, files, sendLimit, createMessageMetrics(deps.registry ?? new Registry()));
+  const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files };
 }
 
 export type Services = ReturnType<typeof createServices>;

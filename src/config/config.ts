@@ -21,6 +21,22 @@ export interface HostJwtConfig {
   defaultRole: string;
 }
 
+/** Where uploaded files are kept. */
+export interface FileStorageConfig {
+  /** local: a folder under DATA_DIR (single node); s3: an S3 bucket (AWS or S3-compatible). */
+  kind: 'local' | 's3';
+  /** Largest upload accepted, in bytes. */
+  uploadMaxBytes: number;
+  /** Set when kind is s3. */
+  s3: {
+    bucket: string;
+    region: string;
+    endpoint: string | null;
+    forcePathStyle: boolean;
+    credentials: { accessKeyId: string; secretAccessKey: string } | null;
+  } | null;
+}
+
 export interface Config {
   nodeEnv: NodeEnv;
   port: number;
@@ -45,10 +61,13 @@ export interface Config {
   trustProxy: string[] | false;
   rateLimit: { max: number; windowMs: number };
   loginLimit: { perAccount: number; perIp: number; windowMs: number };
+  /** Messages a user may send per window, across conversations (0 = no limit). */
+  sendLimit: { max: number; windowMs: number };
   defaultOrganization: { slug: string; name: string; registrationOpen: boolean };
   platformAdmin: { username: string; password: string; email: string | null } | null;
   seedDemo: boolean;
   hostJwt: HostJwtConfig;
+  files: FileStorageConfig;
 }
 
 export class ConfigError extends Error {
@@ -186,6 +205,31 @@ function readHostJwt(r: Reader): HostJwtConfig {
   };
 }
 
+function readFileStorage(r: Reader): FileStorageConfig {
+  const kind = r.oneOf(['FILE_STORAGE'], ['local', 's3'] as const, 'local');
+  const uploadMaxBytes = r.int(['UPLOAD_MAX_BYTES'], 25 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024);
+  if (kind !== 's3') return { kind, uploadMaxBytes, s3: null };
+  const bucket = r.str(['S3_BUCKET', 'CHAT_BUCKET'], null);
+  if (bucket === null) r.problems.push('S3_BUCKET: required when FILE_STORAGE=s3');
+  else if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) r.problems.push(`S3_BUCKET: "${bucket}" is not a valid bucket name`);
+  const accessKeyId = r.str(['S3_ACCESS_KEY'], null);
+  const secretAccessKey = r.str(['S3_SECRET_KEY'], null);
+  if ((accessKeyId === null) !== (secretAccessKey === null)) r.problems.push('S3_ACCESS_KEY and S3_SECRET_KEY: set both or neither (neither: the AWS default credential chain)');
+  const endpoint = r.url(['S3_ENDPOINT'], ['http:', 'https:']);
+  return {
+    kind,
+    uploadMaxBytes,
+    s3: {
+      bucket: bucket ?? '',
+      region: r.str(['S3_REGION'], 'us-east-1'),
+      endpoint,
+      // S3-compatible servers mostly need path-style URLs; AWS prefers virtual-hosted ones.
+      forcePathStyle: r.bool(['S3_FORCE_PATH_STYLE'], endpoint !== null),
+      credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : null,
+    },
+  };
+}
+
 /** Parse and validate configuration from an environment object. Throws ConfigError listing every problem. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const r = new Reader(env);
@@ -242,6 +286,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       max: r.int(['RATE_LIMIT_MAX'], 1200, 0, 1_000_000_000),
       windowMs: r.int(['RATE_LIMIT_WINDOW_MS'], 60_000, 1000, 86_400_000),
     },
+    sendLimit: {
+      max: r.int(['SEND_RATE_LIMIT_MAX'], 300, 0, 1_000_000_000),
+      windowMs: r.int(['SEND_RATE_LIMIT_WINDOW_MS'], 60_000, 1000, 86_400_000),
+    },
     loginLimit: {
       perAccount: r.int(['LOGIN_MAX_FAILURES_PER_ACCOUNT'], 5, 1, 1_000_000),
       perIp: r.int(['LOGIN_MAX_FAILURES_PER_IP'], 30, 1, 1_000_000),
@@ -256,6 +304,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       adminUser && adminPassword ? { username: adminUser.toLowerCase(), password: adminPassword, email: r.str(['PLATFORM_ADMIN_EMAIL'], null) } : null,
     seedDemo: r.bool(['SEED_DEMO'], false),
     hostJwt: readHostJwt(r),
+    files: readFileStorage(r),
   };
   if (config.seedDemo && nodeEnv === 'production') r.problems.push('SEED_DEMO: demo data is refused when NODE_ENV=production');
   if (r.problems.length) throw new ConfigError(r.problems);

@@ -34,7 +34,8 @@ export interface TestAppOptions {
 
 /** A full app (real database, optional real Redis) for inject() or listen({port: 0}) tests. */
 export async function newTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
-  const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', METRICS_ENABLED: 'false', ...opts.env });
+  // The per-user send limit is off unless a test sets it: most tests send many messages quickly.
+  const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', METRICS_ENABLED: 'false', SEND_RATE_LIMIT_MAX: '0', ...opts.env });
   const db = await newTestDb(opts.dialect ?? 'sqlite');
   let redis: Redis | null = null;
   if (opts.redis) {

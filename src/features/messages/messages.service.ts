@@ -1,6 +1,8 @@
 import { checkAccess, requireUser, type Principal } from '../../access/access.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
-import { AppError } from '../../platform/errors.ts';
+import { AppError, RateLimitedError } from '../../platform/errors.ts';
+import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import type { MessageMetrics } from './messages.metrics.ts';
 import { newId } from '../../platform/ids.ts';
 import { asUniqueViolation } from '../../storage/errors.ts';
 import type { ConversationsService } from '../conversations/conversations.service.ts';
@@ -50,6 +52,13 @@ export function toMessageDto(m: MessageRow, extra: MessageExtras = {}): MessageD
   };
 }
 
+/** The per-user send limit and the limiter that counts it. */
+export interface SendLimit {
+  limiter: RateLimiter;
+  max: number;
+  windowMs: number;
+}
+
 /** Sending, reading, editing and deleting messages. Access always goes through ConversationsService. */
 export class MessagesService {
   constructor(
@@ -57,6 +66,8 @@ export class MessagesService {
     private readonly conversations: ConversationsService,
     private readonly clock: Clock,
     private readonly files: FilesService,
+    private readonly sendLimit: SendLimit,
+    private readonly metrics: MessageMetrics,
   ) {}
 
   /**
@@ -64,21 +75,21 @@ export class MessagesService {
    * returns the first message instead of storing a second: `replayed` tells which happened.
    */
   async send(p: Principal, conversationId: string, body: SendMessageBody): Promise<{ message: MessageDto; replayed: boolean }> {
-    await this.conversations.requireConversation(p, conversationId, 'write');
-    return this.#post(p, conversationId, body, null, true);
+    const c = await this.conversations.requireConversation(p, conversationId, 'write');
+    return this.#post(p, c.kind, conversationId, body, null, true);
   }
 
   /** Reply in the thread of a top-level message; `also_send_to_channel` shows it in the channel too. */
   async reply(p: Principal, rootId: string, body: SendMessageBody & { also_send_to_channel?: boolean }): Promise<{ message: MessageDto; replayed: boolean }> {
     const root = await this.repo.getById(p.orgId, rootId);
     if (!root) throw notFound();
-    await this.#requireVisible(p, root, 'write');
+    const c = await this.#requireVisible(p, root, 'write');
     if (root.parent_id !== null) throw new AppError('message.conflict', 'Reply to the thread’s first message, not to a reply');
     if (root.deleted_at !== null) throw new AppError('message.conflict', 'This message was deleted');
-    return this.#post(p, root.conversation_id, body, root, body.also_send_to_channel === true);
+    return this.#post(p, c.kind, root.conversation_id, body, root, body.also_send_to_channel === true);
   }
 
-  async #post(p: Principal, conversationId: string, body: SendMessageBody, root: MessageRow | null, inChannel: boolean): Promise<{ message: MessageDto; replayed: boolean }> {
+  async #post(p: Principal, kind: string, conversationId: string, body: SendMessageBody, root: MessageRow | null, inChannel: boolean): Promise<{ message: MessageDto; replayed: boolean }> {
     const userId = requireUser(p);
     if ((body.type ?? 'text') === 'text' && body.body.trim() === '' && !body.attachments?.length) {
       throw new AppError('validation.failed', 'A text message needs a body', { fields: [{ field: '/body/body', message: 'must not be empty' }] });
@@ -88,6 +99,8 @@ export class MessagesService {
       const first = await this.repo.findByClientId(conversationId, userId, clientId);
       if (first) return { message: (await this.#dtos(p, [first]))[0]!, replayed: true };
     }
+    // A retry answered from the first message above is not counted against the limit.
+    await this.#checkSendLimit(userId);
     const attachments = body.attachments?.length ? await this.files.requireAttachable(p, body.attachments) : [];
     const parsed = parseMentions(body.body);
     const anyMention = parsed.usernames.length > 0 || parsed.channel || parsed.here;
@@ -112,7 +125,9 @@ export class MessagesService {
     };
     const followers = root ? [...new Set([userId, ...(root.sender_type === 'user' && root.sender_id ? [root.sender_id] : [])])] : [];
     try {
-      return { message: toMessageDto(await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id) }), { attachments }), replayed: false };
+      const stored = await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id) });
+      this.metrics.sent(kind, stored.type);
+      return { message: toMessageDto(stored, { attachments }), replayed: false };
     } catch (err) {
       // A concurrent retry with the same client id won the race: return its message.
       if (clientId !== null && asUniqueViolation(err)) {
@@ -251,6 +266,15 @@ export class MessagesService {
       this.files.attachmentsOf(p.orgId, ids),
     ]);
     return rows.map((m) => toMessageDto(m, { reactions: reactions.get(m.id), participants: participants.get(m.id), attachments: attachments.get(m.id) }));
+  }
+
+  /** Per-user send limit across conversations (a retry answered from the first message is not counted). */
+  async #checkSendLimit(userId: string): Promise<void> {
+    const { limiter, max, windowMs } = this.sendLimit;
+    if (max <= 0) return;
+    const key = `send:user:${userId}`;
+    const w = limiter.hitNow ? limiter.hitNow(key, windowMs) : await limiter.hit(key, windowMs);
+    if (w.count > max) throw new RateLimitedError(Math.ceil(w.retryAfterMs / 1000), 'send');
   }
 
   /** A message is visible exactly when its conversation is. */

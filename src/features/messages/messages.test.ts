@@ -231,3 +231,30 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+describe('send rate limit and message metrics', () => {
+  it('limits sends per user (429 with Retry-After), counts what was sent by type and conversation kind', async () => {
+    const t = await newTestApp({ env: { RATE_LIMIT_MAX: '0', SEND_RATE_LIMIT_MAX: '3', SEND_RATE_LIMIT_WINDOW_MS: '60000' } });
+    try {
+      const org = await makeOrg(t.services);
+      const a = await makeUser(t.app, t.services, org.id, 'member');
+      const b = await makeUser(t.app, t.services, org.id, 'member');
+      const chan = (await call(t.app, 'POST', '/api/v1/channels', { token: a.token, body: { name: 'limits', members: [b.id] } })).data.id;
+      const send = (who: TestUser, body: Record<string, unknown>) => call(t.app, 'POST', `/api/v1/channels/${chan}/messages`, { token: who.token, body });
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await send(a, { body: `m${i}`, client_msg_id: `k${i}` })).statusCode);
+      assert.deepEqual(statuses, [201, 201, 201, 429]);
+      const limited = await send(a, { body: 'again' });
+      assert.equal(limited.data.error.code, 'rate_limited');
+      assert.equal(limited.data.error.details.scope, 'send');
+      assert.ok(Number(limited.headers['retry-after']) > 0);
+      assert.equal((await send(b, { body: 'b is not limited by a' })).statusCode, 201);
+      const text = await t.app.metrics.registry.metrics();
+      assert.match(text, /chat_messages_sent_total\{type="text"\} 4/);
+      assert.match(text, /chat_messages_by_channel\{kind="public"\} 4/);
+      assert.doesNotMatch(text, new RegExp(chan), 'no conversation id in any label');
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -68,6 +68,21 @@ describe('configuration', () => {
     assert.equal(loadConfig({ PLATFORM_ADMIN_USERNAME: 'Root', PLATFORM_ADMIN_PASSWORD: 'long enough' }).platformAdmin?.username, 'root');
   });
 
+  it('file storage: local by default (25 MB), S3 with the seed’s CHAT_BUCKET, and what S3 needs', () => {
+    const local = loadConfig({});
+    assert.deepEqual(local.files, { kind: 'local', uploadMaxBytes: 25 * 1024 * 1024, s3: null });
+    const s3 = loadConfig({ FILE_STORAGE: 's3', CHAT_BUCKET: 'chat-files', S3_ENDPOINT: 'http://minio:9000', S3_ACCESS_KEY: 'k', S3_SECRET_KEY: 's', UPLOAD_MAX_BYTES: '1048576' });
+    assert.equal(s3.files.uploadMaxBytes, 1048576);
+    assert.deepEqual(s3.files.s3, { bucket: 'chat-files', region: 'us-east-1', endpoint: 'http://minio:9000', forcePathStyle: true, credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+    assert.equal(loadConfig({ FILE_STORAGE: 's3', S3_BUCKET: 'b-on-aws' }).files.s3?.forcePathStyle, false, 'AWS itself: virtual-hosted style, default credential chain');
+    const p = problems({ FILE_STORAGE: 's3', S3_ACCESS_KEY: 'k', S3_ENDPOINT: 'minio:9000', UPLOAD_MAX_BYTES: '0' }).join('\n');
+    assert.match(p, /S3_BUCKET: required when FILE_STORAGE=s3/);
+    assert.match(p, /S3_ACCESS_KEY and S3_SECRET_KEY: set both or neither/);
+    assert.match(p, /S3_ENDPOINT: expected a http: or https: URL/);
+    assert.match(p, /UPLOAD_MAX_BYTES: expected an integer/);
+    assert.match(problems({ FILE_STORAGE: 'ftp' }).join('\n'), /FILE_STORAGE: expected one of local, s3/);
+  });
+
   it('the ConfigError message lists the problems for the start-up output', () => {
     try {
       loadConfig({ PORT: '-1' });

@@ -11,7 +11,7 @@ import type { Kysely } from 'kysely';
 
 const MIGRATION_COUNT = MIGRATION_NAMES.length;
 // The tables the migrations must create (engines may add their own, e.g. FTS5 shadow tables).
-const TABLES = ['api_keys', 'conversation_members', 'conversations', 'message_mentions', 'messages', 'organizations', 'reactions', 'refresh_tokens', 'sessions', 'thread_follows', 'users'];
+const TABLES = ['api_keys', 'conversation_members', 'conversations', 'files', 'message_attachments', 'message_mentions', 'messages', 'organizations', 'reactions', 'refresh_tokens', 'sessions', 'thread_follows', 'users'];
 const assertHasTables = (names: string[]) => {
   for (const t of TABLES) assert.ok(names.includes(t), `table ${t} exists (got ${names.join(', ')})`);
 };

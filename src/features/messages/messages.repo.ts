@@ -11,6 +11,8 @@ export interface InsertExtras {
   mentionUserIds: string[];
   /** For a thread reply: who follows the thread from now on (author, root author). */
   threadFollowerIds: string[];
+  /** Files the message carries, in order (checked by the files service before). */
+  attachmentFileIds?: string[];
 }
 const NO_EXTRAS: InsertExtras = { mentionUserIds: [], threadFollowerIds: [] };
 
@@ -58,6 +60,12 @@ export class MessagesRepo {
           .where('conversation_id', '=', row.conversation_id)
           .where('user_id', '=', row.sender_id)
           .where('last_read_seq', '<', message.seq)
+          .execute();
+      }
+      if (extras.attachmentFileIds?.length) {
+        await trx
+          .insertInto('message_attachments')
+          .values(extras.attachmentFileIds.map((file_id, position) => ({ message_id: message.id, file_id, org_id: row.org_id, position })))
           .execute();
       }
       if (extras.mentionUserIds.length) {
@@ -133,6 +141,14 @@ export class MessagesRepo {
       .execute();
     for (const r of rows) out.set(r.parent_id!, [...(out.get(r.parent_id!) ?? []), r.sender_id!]);
     return out;
+  }
+
+  /**
+   * NOTE: a deleted message lets go of its files (downloads also check deleted_at); the files
+   * themselves stay for their uploader and for other messages carrying them (SECURITY.md K).
+   */
+  async removeAttachments(orgId: string, messageId: string): Promise<void> {
+    await this.db.deleteFrom('message_attachments').where('org_id', '=', orgId).where('message_id', '=', messageId).execute();
   }
 
   /** Remove the mention rows of a message (deleted or edited). */

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { Nullable } from '../../platform/schema.ts';
+import { AttachmentIds, FileInfo } from '../files/files.schemas.ts';
 
 /** A reaction: a Unicode emoji or a :shortcode:, no whitespace. */
 export const Emoji = Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\s]+$' });
@@ -31,6 +32,7 @@ export const Message = Type.Object({
   pinned_by: Nullable(Type.String()),
   mentions: Type.Object({ users: Type.Array(Type.String()), channel: Type.Boolean(), here: Type.Boolean() }),
   reactions: Type.Array(Type.Object({ emoji: Type.String(), count: Type.Integer(), me: Type.Boolean({ description: 'whether the caller reacted' }) })),
+  attachments: Type.Array(FileInfo, { description: 'files carried by the message, in order (none once deleted)' }),
 });
 export type MessageDto = Static<typeof Message>;
 
@@ -46,6 +48,7 @@ export const SendMessageBody = Type.Object(
     type: Type.Optional(Type.Union(MESSAGE_TYPES.filter((t) => t !== 'system').map((t) => Type.Literal(t)))),
     client_msg_id: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'makes the send idempotent: a retry returns the first message' })),
     metadata: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 50 })),
+    attachments: Type.Optional(AttachmentIds),
   },
   { additionalProperties: false },
 );

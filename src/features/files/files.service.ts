@@ -62,6 +62,9 @@ export class FilesService {
     try {
       await this.storage.put(key, pipeline(input.stream, probe, () => undefined));
     } catch (err) {
+      // When the storage failed (not the body), stop reading the upload too: the pipeline then
+      // releases the request instead of leaving it paused.
+      probe.destroy();
       await this.storage.delete(key).catch(() => undefined);
       if (probe.tooLarge) throw fileTooLarge(this.maxBytes);
       throw err;

@@ -328,6 +328,17 @@ describe('files over S3 (s3rver), end to end through the API', () => {
     assert.equal(big.statusCode, 413);
     assert.equal((await listFiles(join(s3.directory, s3.bucket))).length, before, 'nothing stored in the bucket');
   });
+
+  it('when the object store is down, an upload fails with 500 (no hang, no row) and downloads too', async () => {
+    const { data: f } = await upload(alice, 'kept.txt', Buffer.from('kept'));
+    const rows = (await t.db.db.selectFrom('files').select('id').execute()).length;
+    await s3.stop();
+    const up = await upload(alice, 'lost.txt', randomBytes(10_000));
+    assert.equal(up.statusCode, 500);
+    assert.equal(up.data.error.code, 'internal');
+    assert.equal((await t.db.db.selectFrom('files').select('id').execute()).length, rows);
+    assert.equal((await download(alice, f.id)).statusCode, 500);
+  });
 });
 
 describe('files: serving rules', () => {

@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   'file.too_large': 413,
   'file.invalid_attachment': 400,
   'file.range_not_satisfiable': 416,
+  'search.invalid_query': 400,
+  'search.unsupported_filter': 400,
   'conflict': 409,
   'service.unavailable': 503,
   'internal': 500,

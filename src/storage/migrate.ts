@@ -3,6 +3,7 @@ import * as m0001 from './migrations/0001-foundation.ts';
 import * as m0002 from './migrations/0002-conversations.ts';
 import * as m0003 from './migrations/0003-threads-reactions-read.ts';
 import * as m0004 from './migrations/0004-files.ts';
+import * as m0005 from './migrations/0005-search.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -13,7 +14,11 @@ const MIGRATIONS: Record<string, Migration> = {
   '0002-conversations': m0002,
   '0003-threads-reactions-read': m0003,
   '0004-files': m0004,
+  '0005-search': m0005,
 };
+
+/** Every migration, in order (the tests check that all of them apply). */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(MIGRATIONS);
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 

@@ -1,0 +1,61 @@
+import { sql, type Kysely } from 'kysely';
+import { dialectOf } from '../dialect.ts';
+
+/**
+ * Full-text search over message bodies, kept in step with the messages table by the database
+ * itself: no service has to remember to update the index on send, edit, delete, or when a
+ * conversation or an organization is deleted (cascades).
+ *
+ * NOTE: the search repository (src/features/search/search.repo.ts) is the only reader of what
+ * this creates; the tokenization below and its query building must agree.
+ *
+ * Both engines tokenize the same way on purpose: lower-cased words, no stemming, no stop words,
+ * accents kept. Messages come in any language (often several in one organization); a language
+ * configuration ('english') would stem and drop words for every other language, and make the two
+ * engines find different messages. Hence 'simple' on PostgreSQL and unicode61 with
+ * remove_diacritics 0 on SQLite.
+ */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  if (dialectOf(db) === 'postgres') {
+    // A stored generated column: computed on insert and on every update of body, so edits and
+    // tombstones (body '') re-index themselves; ranking reads it instead of re-parsing bodies.
+    await sql`alter table messages add column body_tsv tsvector generated always as (to_tsvector('simple', body)) stored`.execute(db);
+    await sql`create index messages_body_tsv_idx on messages using gin (body_tsv)`.execute(db);
+    // A search ranks only the newest matches of a very common word; newest first over this index
+    // (checking each row against the query) beats collecting every match from the GIN index.
+    await sql`create index messages_org_created_idx on messages (org_id, created_at, id)`.execute(db);
+    return;
+  }
+  // An external-content FTS5 index over messages.body, keyed by the implicit rowid (messages has
+  // a TEXT primary key). Only the index is stored; snippets read the body from messages.
+  // NOTE: VACUUM may renumber the rowids of a table without an INTEGER PRIMARY KEY; after a
+  // VACUUM run `insert into messages_fts(messages_fts) values ('rebuild')`. (Search joins back
+  // to messages and applies every permission filter to the joined row, so a stale index can
+  // give wrong hits but never an unreadable message.)
+  await sql`create virtual table messages_fts using fts5(body, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 0')`.execute(db);
+  await sql`insert into messages_fts(messages_fts) values ('rebuild')`.execute(db);
+  // The index always holds exactly tokens(body) of every row; 'delete' must be given the values
+  // that were indexed, which these unconditional triggers guarantee. A deleted message has body
+  // '' and so no tokens; the search also requires deleted_at is null.
+  await sql`create trigger messages_fts_ai after insert on messages begin
+    insert into messages_fts(rowid, body) values (new.rowid, new.body);
+  end`.execute(db);
+  await sql`create trigger messages_fts_ad after delete on messages begin
+    insert into messages_fts(messages_fts, rowid, body) values ('delete', old.rowid, old.body);
+  end`.execute(db);
+  await sql`create trigger messages_fts_au after update of body on messages begin
+    insert into messages_fts(messages_fts, rowid, body) values ('delete', old.rowid, old.body);
+    insert into messages_fts(rowid, body) values (new.rowid, new.body);
+  end`.execute(db);
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  if (dialectOf(db) === 'postgres') {
+    await sql`drop index if exists messages_org_created_idx`.execute(db);
+    await sql`drop index if exists messages_body_tsv_idx`.execute(db);
+    await sql`alter table messages drop column if exists body_tsv`.execute(db);
+    return;
+  }
+  for (const t of ['messages_fts_ai', 'messages_fts_ad', 'messages_fts_au']) await sql`drop trigger if exists ${sql.id(t)}`.execute(db);
+  await sql`drop table if exists messages_fts`.execute(db);
+}

@@ -69,11 +69,11 @@ export function createServices(deps: ServiceDeps) {
   const authenticator = new Authenticator(tokens, auth, apiKeys, users, orgs, host, principals, deps.config.hostJwt);
 
   const conversations = new ConversationsService(new ConversationsRepo(db), users, clock);
-  const search = new SearchService(new SearchRepo(db));
   const files = new FilesService(new FilesRepo(db), createFileStorage(deps.config), conversations, clock, deps.config.files.uploadMaxBytes);
   const sendLimit = { limiter, ...deps.config.sendLimit };
   const messages = new MessagesService(new MessagesRepo(db), conversations, clock, files, sendLimit, createMessageMetrics(deps.registry ?? new Registry()));
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock);
+  const search = new SearchService(new SearchRepo(db), messages);
 
   return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files };
 }

@@ -257,6 +257,14 @@ export class MessagesService {
     return this.#dtos(p, await this.repo.listPinned(p.orgId, conversationId));
   }
 
+  /**
+   * DTOs, as every message endpoint returns them, for rows the caller was already allowed to read
+   * (search checks that in its own query): for other capabilities that find messages themselves.
+   */
+  toDtos(p: Principal, rows: MessageRow[]): Promise<MessageDto[]> {
+    return this.#dtos(p, rows);
+  }
+
   /** DTOs for a page: reactions and thread participants loaded for all of it at once. */
   async #dtos(p: Principal, rows: MessageRow[]): Promise<MessageDto[]> {
     const ids = rows.map((r) => r.id);

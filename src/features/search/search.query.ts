@@ -58,8 +58,10 @@ function addFilter(out: ParsedSearch, key: string, raw: string): void {
     case 'before':
     case 'after': {
       const t = dayStart(value);
-      if (t === undefined) throw invalid(`The ${key}: filter takes a date as YYYY-MM-DD`, { filter: key });
-      out[key] = new Date(key === 'after' ? t + 86_400_000 : t).toISOString();
+      const iso = t === undefined ? '' : new Date(key === 'after' ? t + 86_400_000 : t).toISOString();
+      // Four-digit years only: after:9999-12-31 would end in year 10000, which PostgreSQL refuses.
+      if (!/^\d{4}-/.test(iso)) throw invalid(`The ${key}: filter takes a date as YYYY-MM-DD`, { filter: key });
+      out[key] = iso;
       return;
     }
     default: {

@@ -64,7 +64,7 @@ export interface SearchAfter {
 export interface SearchHitRow {
   message: MessageRow;
   conversation: { id: string; kind: string; name: string | null };
-  /** Higher is better: -bm25 on SQLite, ts_rank_cd on PostgreSQL (comparable within one engine only). */
+  /** Higher is better: -bm25 of the body on SQLite, ts_rank_cd on PostgreSQL (comparable within one engine only). */
   rank: number;
   /** The body around the hits, not escaped, hits between SNIPPET_OPEN and SNIPPET_CLOSE. */
   snippet: string;
@@ -81,15 +81,46 @@ export interface SearchResult {
  * messages would otherwise cost a rank computation for each; chat search favours recent messages
  * anyway. Searches with fewer hits (nearly all) rank every hit; filters narrow the rest.
  */
-export const RANK_WINDOW = 2000;
+export const RANK_WINDOW = 500;
 
 type WindowRow = { id: string; rank: number; window_count: number; floor_id: string | null; floor_created_at: string | null };
 type SqliteWindowRow = WindowRow & { rid: number };
 type PageRow = MessageRow & { search_snippet: string; conv_kind: string; conv_name: string | null };
 
-/** FTS5: each term a quoted string ("" escapes a quote); juxtaposed strings must all match. */
+/**
+ * At most this many conversations are named inside the FTS5 query (in:, or a customer's own); with
+ * more, the OR of them costs more than filtering the hits.
+ */
+const NARROW_MAX = 50;
+
+/** FTS5, body column only: each term a quoted string ("" escapes a quote), all must match. */
 export function fts5Match(words: string[], phrases: string[]): string {
-  return [...words, ...phrases].map((t) => `"${t.replaceAll('"', '""')}"`).join(' ');
+  return `body : (${[...words, ...phrases].map((t) => `"${t.replaceAll('"', '""')}"`).join(' ')})`;
+}
+
+/**
+ * The conversations to narrow the index search to, as `select ... as id`: those of `in:` or, for a
+ * caller who cannot browse public channels, their own. Narrowing is built in SQL from conversation
+ * ids (never from input) and is only a shortcut: conditions() still checks every row.
+ */
+function narrowTo(s: SearchSpec): RawBuilder<unknown> | undefined {
+  if (s.in.length) return sql`select ic.id as id from conversations ic where ic.org_id = ${s.orgId} and (ic.id in (${sql.join(s.in)}) or ic.name in (${sql.join(s.in)}))`;
+  if (!s.includePublic) return sql`select cm.conversation_id as id from conversation_members cm where cm.user_id = ${s.userId} and cm.org_id = ${s.orgId}`;
+  return undefined;
+}
+
+/** The FTS5 query, narrowed to the conversations of narrowTo() when they are few. */
+function fts5Query(s: SearchSpec, body: string): RawBuilder<unknown> | string {
+  const source = narrowTo(s);
+  if (!source) return body;
+  // A UUID's last group (48 random bits) is one token: far cheaper to match than the 5-token
+  // phrase of the whole id, and a clash would only cost time, never a row (see above).
+  const idToken = sql`(case when length(x.id) = 36 and substr(x.id, 24, 1) = '-' then substr(x.id, 25) else replace(x.id, '"', '""') end)`;
+  return sql`(select case
+      when count(*) = 0 then ${body} || ' AND conversation_id : ("")'
+      when count(*) <= ${NARROW_MAX} then ${body} || ' AND conversation_id : (' || group_concat('"' || ${idToken} || '"', ' OR ') || ')'
+      else ${body} end
+    from (${source} limit ${NARROW_MAX + 1}) x)`;
 }
 
 /**
@@ -181,7 +212,7 @@ export class SearchRepo {
    */
   async #searchSqlite(s: SearchSpec, after: SearchAfter | undefined, limit: number): Promise<SearchResult> {
     const match = fts5Match(s.words, s.phrases);
-    const hit = sql`from messages_fts join messages m on m.rowid = messages_fts.rowid where messages_fts match ${match} and ${conditions(s)}`;
+    const hit = sql`from messages_fts join messages m on m.rowid = messages_fts.rowid where messages_fts match ${fts5Query(s, match)} and ${conditions(s)}`;
     // An unknown floor id (its message is gone) widens to everything rather than to nothing.
     const bound = after?.floor ? sql`and messages_fts.rowid >= coalesce((select fm.rowid from messages fm where fm.id = ${after.floor.id}), 0)` : sql``;
     const window = after ? sql`` : sql`order by messages_fts.rowid desc limit ${this.#window}`;
@@ -192,11 +223,11 @@ export class SearchRepo {
     // row no longer matches (edited or deleted since).
     // (cross join: SQLite must find the one row by id first, then ask FTS5 for that rowid only.)
     const rank = after
-      ? sql`coalesce((select -bm25(messages_fts) from messages m cross join messages_fts on messages_fts.rowid = m.rowid
+      ? sql`coalesce((select -bm25(messages_fts, 1, 0) from messages m cross join messages_fts on messages_fts.rowid = m.rowid
           where m.id = ${after.position.id} and messages_fts match ${match} and ${conditions(s)}), ${after.position.rank})`
       : undefined;
     const page = await sql<SqliteWindowRow>`
-      with w as (select m.rowid as rid, m.id, m.created_at, -bm25(messages_fts) as rank ${hit} ${bound} ${window})
+      with w as (select m.rowid as rid, m.id, m.created_at, -bm25(messages_fts, 1, 0) as rank ${hit} ${bound} ${window})
       ${pageOf(after, rank, limit, sql`f.rid`)}`.execute(this.db);
     if (page.rows.length === 0) return { hits: [], floor: after?.floor ?? null };
     const rows = await sql<PageRow>`
@@ -217,6 +248,15 @@ export class SearchRepo {
   async #searchPostgres(s: SearchSpec, after: SearchAfter | undefined, limit: number): Promise<SearchResult> {
     const parts = [...(s.words.length ? [sql`plainto_tsquery('simple', ${s.words.join(' ')})`] : []), ...s.phrases.map((p) => sql`phraseto_tsquery('simple', ${p})`)];
     const tsq = sql`(${sql.join(parts, sql` && `)})`;
+    // Narrowed: the words and any of the few conversations' lexemes (see migration 0005), in one
+    // GIN lookup; 'conversation ' alone is in no row, so no conversation means no hit.
+    const source = narrowTo(s);
+    const match = source
+      ? sql`(select case when count(*) <= ${NARROW_MAX}
+          then ${tsq} && coalesce(string_agg(quote_literal('conversation ' || right(x.id, 12)), ' | ')::tsquery, '''conversation '''::tsquery)
+          else ${tsq} end
+        from (${source} limit ${NARROW_MAX + 1}) x)`
+      : tsq;
     const bound = after?.floor ? sql`and (m.created_at, m.id) >= (${after.floor.createdAt}, ${after.floor.id})` : sql``;
     const window = after ? sql`` : sql`order by m.created_at desc, m.id desc limit ${this.#window}`;
     // Cover density divided by 1 + log(length): more and closer hits in a shorter message rank
@@ -225,7 +265,7 @@ export class SearchRepo {
     const rows = await sql<PageRow & WindowRow>`
       with cand as (
         select m.id, m.created_at, m.body_tsv from messages m
-        where m.body_tsv @@ ${tsq} and ${conditions(s)} ${bound} ${window}
+        where m.body_tsv @@ ${match} and ${conditions(s)} ${bound} ${window}
       ), w as materialized (
         select cand.id, cand.created_at, ts_rank_cd(cand.body_tsv, ${tsq}, 1)::float8 as rank from cand
       ), p as (${pageOf(after, after?.position.rank, limit, sql`f.created_at, f.id`)})

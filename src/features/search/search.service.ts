@@ -2,7 +2,8 @@ import { checkAccess, requireUser, type Principal } from '../../access/access.ts
 import { decodeCursor, encodeCursor } from '../../platform/cursor.ts';
 import { AppError } from '../../platform/errors.ts';
 import { sha256Hex } from '../../platform/ids.ts';
-import { toMessageDto } from '../messages/messages.service.ts';
+import type { MessagesService } from '../messages/messages.service.ts';
+import type { MessageDto } from '../messages/messages.schemas.ts';
 import { parseSearchQuery } from './search.query.ts';
 import { SNIPPET_CLOSE, SNIPPET_OPEN, type SearchAfter, type SearchFloor, type SearchHitRow, type SearchRepo } from './search.repo.ts';
 import type { SearchHitDto, SearchPageDto, SearchQuery } from './search.schemas.ts';
@@ -44,8 +45,8 @@ function decodeAfter(cursor: string, q: string): SearchAfter {
   return { position: { rank, createdAt: c.t, id: c.i }, floor };
 }
 
-function toHitDto(h: SearchHitRow): SearchHitDto {
-  return { message: toMessageDto(h.message), conversation: h.conversation, snippet: renderSnippet(h.snippet, h.message.body), rank: h.rank };
+function toHitDto(h: SearchHitRow, message: MessageDto): SearchHitDto {
+  return { message, conversation: h.conversation, snippet: renderSnippet(h.snippet, h.message.body), rank: h.rank };
 }
 
 /**
@@ -55,7 +56,10 @@ function toHitDto(h: SearchHitRow): SearchHitDto {
  * channel's messages the moment they leave, and no count or page size leaks what was filtered out.
  */
 export class SearchService {
-  constructor(private readonly repo: SearchRepo) {}
+  constructor(
+    private readonly repo: SearchRepo,
+    private readonly messages: MessagesService,
+  ) {}
 
   async search(p: Principal, q: SearchQuery): Promise<SearchPageDto> {
     const userId = requireUser(p);
@@ -66,6 +70,8 @@ export class SearchService {
     const { hits, floor } = await this.repo.search({ orgId: p.orgId, userId, includePublic, ...parsed }, after, limit + 1);
     const page = hits.slice(0, limit);
     const last = page.at(-1);
-    return { data: page.map(toHitDto), next_cursor: hits.length > limit && last ? encodeAfter(last, floor, q.q) : null };
+    // The messages exactly as the message endpoints show them (reactions, attachments, threads).
+    const dtos = await this.messages.toDtos(p, page.map((h) => h.message));
+    return { data: page.map((h, i) => toHitDto(h, dtos[i]!)), next_cursor: hits.length > limit && last ? encodeAfter(last, floor, q.q) : null };
   }
 }

@@ -90,6 +90,11 @@ for (const dialect of testDialects()) {
       assert.deepEqual(await found(bob, `${w} tomorrow`), []);
       assert.deepEqual(await found(bob, `"${w} tonight"`), [m.id]);
       assert.deepEqual(await found(bob, `"tonight ${w}"`), []);
+      // Ids are indexed for narrowing on SQLite, but words only ever match the text.
+      assert.deepEqual(await found(bob, c.id.split('-').at(-1)!), []);
+      assert.deepEqual(await found(bob, `"${c.id}"`), []);
+      assert.deepEqual(await found(bob, `"conversation ${c.id.slice(-12)}"`), [], 'nor the conversation lexeme PostgreSQL indexes');
+      assert.deepEqual(await found(bob, `~${c.id.slice(-12)}`), []);
     });
 
     it('ranks more hits in a shorter message first, equal ranks newest first', async () => {
@@ -136,6 +141,8 @@ for (const dialect of testDialects()) {
       await t.db.db.insertInto('files').values({ id: fileId, org_id: alice.orgId, uploader_id: alice.id, storage_key: `${alice.orgId}/${fileId}`, filename: 'a.txt', content_type: 'text/plain', size: 1, sha256: '0'.repeat(64), width: null, height: null, created_at: at }).execute();
       await t.db.db.insertInto('message_attachments').values({ message_id: a2.id, file_id: fileId, org_id: alice.orgId, position: 0 }).execute();
       assert.deepEqual(await found(alice, `${w} has:file`), [a2.id]);
+      const withFile = (await search(alice, `${w} has:file`)).data.data[0];
+      assert.deepEqual(withFile.message.attachments.map((f: { id: string }) => f.id), [fileId], 'hits carry the message as the message endpoints show it');
       // All together.
       assert.deepEqual(await found(alice, `${w} has:file from:${alice.username} in:${other.name} after:2024-01-01`), [a2.id]);
       assert.deepEqual(await found(alice, `${w} has:file from:${bob.username}`), []);
@@ -149,6 +156,8 @@ for (const dialect of testDialects()) {
         ['*** ^^^', 'search.invalid_query'],
         ['word before:2024-02-30', 'search.invalid_query'],
         ['word after:yesterday', 'search.invalid_query'],
+        ['word after:9999-12-31', 'search.invalid_query'],
+        ['word before:0099-01-01', 'search.invalid_query'],
         ['word from:', 'search.invalid_query'],
         ['word has:image', 'search.unsupported_filter'],
         [Array.from({ length: 17 }, (_, i) => `w${i}`).join(' '), 'search.invalid_query'],

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import { dialectOf, type DialectName } from '../../storage/dialect.ts';
 import type { DB, MessagesTable } from '../../storage/schema.ts';
+import type { ParsedSearch } from './search.query.ts';
 
 /**
  * Full-text search over messages: SQLite FTS5 or PostgreSQL tsvector, behind one method. The index
@@ -21,22 +22,13 @@ const ELLIPSIS = '…';
 /** ts_headline: up to two fragments of about 10 to 24 words around the hits. */
 const HEADLINE_OPTIONS = `StartSel=${SNIPPET_OPEN}, StopSel=${SNIPPET_CLOSE}, MaxWords=24, MinWords=10, ShortWord=0, MaxFragments=2, FragmentDelimiter=" ${ELLIPSIS} "`;
 
-export interface SearchSpec {
+/** What to search (the parsed query) and for whom. */
+export interface SearchSpec extends ParsedSearch {
   orgId: string;
   /** The caller: conversations they are a member of are searched. */
   userId: string;
   /** Also search every public channel of the organization (the caller may browse them). */
   includePublic: boolean;
-  words: string[];
-  phrases: string[];
-  /** Channel names or conversation ids (any of them). */
-  in: string[];
-  /** Usernames or user ids (any of them). */
-  from: string[];
-  /** ISO instants: created_at < before, created_at >= after. */
-  before?: string;
-  after?: string;
-  hasFile: boolean;
 }
 
 /** The position after the last hit of a page, in the result order (rank, created_at, id) descending. */

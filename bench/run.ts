@@ -24,10 +24,12 @@ import { pickLoadTool } from './lib/load.ts';
 import { describeMachine, loadAverage, machine } from './lib/machine.ts';
 import { writeSection } from './lib/markdown.ts';
 import { cleanup, installCleanupHandlers, interrupted, shellQuote } from './lib/proc.ts';
+import { history } from './lib/history.ts';
+import { search } from './lib/search.ts';
 import { usersMe } from './lib/users-me.ts';
 
 /** Every benchmark, in the order `npm run bench` runs them. Add new ones here. */
-const BENCHMARKS: Benchmark[] = [usersMe];
+const BENCHMARKS: Benchmark[] = [usersMe, history, search];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPORT = join(ROOT, 'BENCHMARKS.md');

@@ -4,7 +4,7 @@
  * Goal (issue): Parley ≥ 0.6× the bare route's requests per second at 50 connections.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
@@ -13,10 +13,10 @@ import { formatSummary, summarizeProfile } from './cpuprofile.ts';
 import type { LoadResult } from './load.ts';
 import { codeVersion, cpuSnapshot, describeMachine, foreignCpuShare, loadAverage } from './machine.ts';
 import { table } from './markdown.ts';
+import { baseEnv, getBody, HOST, login, npmStartArgs } from './parley.ts';
 import { freePort, makeTempDir, startService, waitForHttp } from './proc.ts';
 
 const GOAL = 0.6;
-const HOST = '127.0.0.1';
 const PATH = '/api/v1/users/me';
 
 type Target = 'bare' | 'parley';
@@ -25,16 +25,6 @@ interface Run {
   target: Target;
   result: LoadResult;
   foreignCpu: number | null;
-}
-
-/** The variables a child needs from our environment; everything else is given explicitly. */
-function baseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ']) {
-    const v = process.env[k];
-    if (v !== undefined) env[k] = v;
-  }
-  return env;
 }
 
 /** Parley's environment for the run (also printed in BENCHMARKS.md, with the secret hidden). */
@@ -71,27 +61,6 @@ const SHOWN_ENV = [
   'DOTENV_CONFIG_PATH=<missing file>',
 ];
 
-async function login(base: string): Promise<string> {
-  const res = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'agent1', password: 'password123' }),
-  });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`login as agent1 answered ${res.status}: ${text}`);
-  const token = (JSON.parse(text) as { token?: unknown }).token;
-  if (typeof token !== 'string' || !token) throw new Error(`login answer has no token: ${text}`);
-  return token;
-}
-
-async function getBody(url: string, token: string): Promise<string> {
-  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${text}`);
-  if (!/^application\/json/.test(res.headers.get('content-type') ?? '')) throw new Error(`GET ${url}: content-type ${res.headers.get('content-type')}`);
-  return text;
-}
-
 /** The main thread's profile: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile with thread id 0 (1 is tsx's loader worker). */
 function findProfile(dir: string): string | undefined {
   try {
@@ -102,14 +71,6 @@ function findProfile(dir: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The arguments after `node` in package.json's start script, e.g. `--max-semi-space-size=64 --import tsx src/main.ts`. */
-function npmStartArgs(root: string): string[] {
-  const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '';
-  const [cmd, ...args] = start.trim().split(/\s+/);
-  if (cmd !== 'node' || args.length === 0) throw new Error(`package.json start script is not "node ...": ${start}`);
-  return args;
 }
 
 async function run(ctx: BenchContext): Promise<BenchOutcome> {

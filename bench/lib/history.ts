@@ -11,7 +11,7 @@ import { type Benchmark, type BenchContext, type BenchOutcome, fmtMs, fmtPct, fm
 import { ensureDataset } from './generate-messages.ts';
 import type { LoadResult } from './load.ts';
 import { codeVersion, cpuSnapshot, describeMachine, foreignCpuShare, loadAverage } from './machine.ts';
-import { table } from './markdown.ts';
+import { loadRunTable, table } from './markdown.ts';
 import { DATASET_SHOWN_ENV, getBody, npmStartArgs, startOnDataset } from './parley.ts';
 
 const GOAL_RPS = 6000;
@@ -112,21 +112,7 @@ ${table(
   \`${tool.describe({ url: `http://127.0.0.1:<port>/api/v1/channels/<big channel>/messages?limit=${LIMIT}[&before_seq=${DEEP_BEFORE_SEQ}]`, connections: p.connections, durationSec: p.durationSec, headers })}\`
 - Protocol: warm-up ${p.warmupSec} s per page (not counted), then ${p.rounds} rounds of ${p.durationSec} s alternating latest, deep; medians over the rounds. Every response must be 2xx and no socket error may occur, else the benchmark is marked failed. Before measuring, both pages are checked to hold the ${LIMIT} expected messages.
 
-${table(
-  ['run', 'page', 'requests/s', 'p50', 'p99', 'requests', 'non-2xx', 'socket errors', 'other CPU'],
-  [...warmups, ...runs].map((r) => [
-    r.label,
-    r.target,
-    fmtRps(r.result.rps),
-    fmtMs(r.result.latencyMs.p50),
-    fmtMs(r.result.latencyMs.p99),
-    r.result.requests.toLocaleString('en-US'),
-    String(r.result.non2xx),
-    String(r.result.socketErrors),
-    fmtPct(r.foreignCpu),
-  ]),
-  ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-)}
+${loadRunTable('page', [...warmups, ...runs], (r) => r.target)}
 
 How it is set up:
 

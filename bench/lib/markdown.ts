@@ -3,6 +3,8 @@
  * benchmark. Text outside the markers (the introduction, other benchmarks' sections) is kept.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { fmtMs, fmtPct, fmtRps } from './benchmark.ts';
+import type { LoadResult } from './load.ts';
 
 const INTRO = `# Benchmarks
 
@@ -39,4 +41,30 @@ export function writeSection(file: string, id: string, body: string): void {
 export function table(header: string[], rows: string[][], align: ('l' | 'r')[] = []): string {
   const sep = header.map((_, i) => (align[i] === 'r' ? '---:' : '---'));
   return [header, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/** One measured load run, as the wrk-style benchmarks record it. */
+export interface LoadRunRow {
+  label: string;
+  result: LoadResult;
+  foreignCpu: number | null;
+}
+
+/** The per-run table of a load benchmark; `second` names the second column (target, page...). */
+export function loadRunTable<R extends LoadRunRow>(second: string, runs: R[], secondOf: (r: R) => string): string {
+  return table(
+    ['run', second, 'requests/s', 'p50', 'p99', 'requests', 'non-2xx', 'socket errors', 'other CPU'],
+    runs.map((r) => [
+      r.label,
+      secondOf(r),
+      fmtRps(r.result.rps),
+      fmtMs(r.result.latencyMs.p50),
+      fmtMs(r.result.latencyMs.p99),
+      r.result.requests.toLocaleString('en-US'),
+      String(r.result.non2xx),
+      String(r.result.socketErrors),
+      fmtPct(r.foreignCpu),
+    ]),
+    ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
 }

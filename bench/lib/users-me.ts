@@ -12,7 +12,7 @@ import { type Benchmark, type BenchContext, type BenchOutcome, fmtMs, fmtPct, fm
 import { formatSummary, summarizeProfile } from './cpuprofile.ts';
 import type { LoadResult } from './load.ts';
 import { codeVersion, cpuSnapshot, describeMachine, foreignCpuShare, loadAverage } from './machine.ts';
-import { table } from './markdown.ts';
+import { loadRunTable, table } from './markdown.ts';
 import { baseEnv, getBody, HOST, login, npmStartArgs } from './parley.ts';
 import { freePort, makeTempDir, startService, waitForHttp } from './proc.ts';
 
@@ -200,21 +200,7 @@ ${table(
   \`${tool.describe({ url: `http://127.0.0.1:<port>${PATH}`, connections: p.connections, durationSec: p.durationSec, headers })}\`
 - Protocol: warm-up ${p.warmupSec} s per target (not counted), then ${p.rounds} rounds of ${p.durationSec} s alternating bare, Parley; medians over the rounds. Every response must be 2xx and no socket error may occur, else the benchmark is marked failed.
 
-${table(
-  ['run', 'target', 'requests/s', 'p50', 'p99', 'requests', 'non-2xx', 'socket errors', 'other CPU'],
-  [...warmups, ...runs].map((r) => [
-    r.label,
-    r.target === 'bare' ? 'bare Fastify' : 'Parley',
-    fmtRps(r.result.rps),
-    fmtMs(r.result.latencyMs.p50),
-    fmtMs(r.result.latencyMs.p99),
-    r.result.requests.toLocaleString('en-US'),
-    String(r.result.non2xx),
-    String(r.result.socketErrors),
-    fmtPct(r.foreignCpu),
-  ]),
-  ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-)}
+${loadRunTable('target', [...warmups, ...runs], (r) => (r.target === 'bare' ? 'bare Fastify' : 'Parley'))}
 
 How it is set up:
 

@@ -92,6 +92,20 @@ export class ConversationsRepo {
     return Number(r.n);
   }
 
+  async setRole(conversationId: string, userId: string, role: string): Promise<void> {
+    await this.db.updateTable('conversation_members').set({ role }).where('conversation_id', '=', conversationId).where('user_id', '=', userId).execute();
+  }
+
+  async countOwners(conversationId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('conversation_members')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('conversation_id', '=', conversationId)
+      .where('role', '=', 'owner')
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
   async removeMember(conversationId: string, userId: string): Promise<boolean> {
     const r = await this.db.deleteFrom('conversation_members').where('conversation_id', '=', conversationId).where('user_id', '=', userId).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;

@@ -7,7 +7,9 @@ import {
   CreateChannelBody,
   IdParams,
   ListChannelsQuery,
+  Member,
   MemberList,
+  MemberRoleBody,
   MemberParams,
   OpenDmBody,
   UpdateChannelBody,
@@ -80,6 +82,10 @@ export const conversationsRoutes: FastifyPluginAsyncTypebox<{ conversations: Con
       await svc.removeMember(req.principal, req.params.id, req.params.userId);
       return reply.status(204).send(null);
     },
+  });
+  app.patch('/channels/:id/members/:userId', {
+    schema: { tags, summary: 'Change a member’s role (owners and admins; owners only make or unmake owners)', params: MemberParams, body: MemberRoleBody, response: { 200: Member, ...authErrors } },
+    handler: async (req) => svc.setMemberRole(req.principal, req.params.id, req.params.userId, req.body.role),
   });
   app.post('/dm', {
     schema: { tags: ['direct messages'], summary: 'Open the direct conversation with a user (existing or new), or a group of 3 to 8', body: OpenDmBody, response: { 200: Conversation, 201: Conversation, ...authErrors } },

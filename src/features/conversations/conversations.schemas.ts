@@ -67,6 +67,11 @@ export const AddMemberBody = Type.Object(
   { additionalProperties: false },
 );
 
+export const MemberRoleBody = Type.Object(
+  { role: Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member')]) },
+  { additionalProperties: false },
+);
+
 export const OpenDmBody = Type.Object(
   {
     user_id: Type.Optional(Type.String({ format: 'uuid', description: 'a direct conversation with this user' })),

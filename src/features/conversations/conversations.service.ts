@@ -183,6 +183,24 @@ export class ConversationsService {
     await this.repo.removeMember(c.id, userId);
   }
 
+  /**
+   * Change a member's role. Owners and admins of the channel (and org moderators) manage it; only
+   * owners and moderators make or unmake owners; the last owner keeps the role.
+   */
+  async setMemberRole(p: Principal, id: string, userId: string, role: 'owner' | 'admin' | 'member'): Promise<MemberDto> {
+    const c = await this.#requireChannel(p, id, 'manage');
+    const target = await this.repo.getMember(c.id, userId);
+    if (!target) throw new AppError('conversation.not_member', 'This user is not a member');
+    const ownerPowers = c.member_role === 'owner' || checkAccess(p, 'conversations.moderate');
+    if ((role === 'owner' || target.role === 'owner') && !ownerPowers) throw new AppError('forbidden', 'Only an owner or an org admin can make or unmake owners');
+    if (target.role === 'owner' && role !== 'owner' && (await this.repo.countOwners(c.id)) <= 1) {
+      throw new AppError('conflict', 'The channel must keep at least one owner');
+    }
+    if (target.role !== role) await this.repo.setRole(c.id, userId, role);
+    const m = (await this.repo.listMembers(p.orgId, c.id)).find((x) => x.user_id === userId)!;
+    return { user_id: m.user_id, username: m.username, name: m.name, role: m.role, joined_at: m.joined_at, last_read_seq: m.last_read_seq };
+  }
+
   /** The direct conversation with a user, created on first use; exactly one per pair, also under concurrency. */
   async openDirect(p: Principal, otherId: string): Promise<{ conversation: ConversationDto; created: boolean }> {
     requireAccess(p, 'dm.open');

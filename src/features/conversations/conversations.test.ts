@@ -863,3 +863,39 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+for (const dialect of testDialects()) {
+  describe(`member roles (${dialect})`, () => {
+    it('owners promote and demote; admins manage members but not owners; the last owner stays', async () => {
+      const t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0' } });
+      try {
+        const org = await makeOrg(t.services);
+        const [owner, adminToBe, member] = [await makeUser(t.app, t.services, org.id, 'member'), await makeUser(t.app, t.services, org.id, 'member'), await makeUser(t.app, t.services, org.id, 'member')];
+        const chan = (await call(t.app, 'POST', '/api/v1/channels', { token: owner.token, body: { name: `roles-${dialect}`, members: [adminToBe.id, member.id] } })).data.id;
+        const setRole = (who: TestUser, target: TestUser, role: string) => call(t.app, 'PATCH', `/api/v1/channels/${chan}/members/${target.id}`, { token: who.token, body: { role } });
+        // Same request from a plain member first: refused; then from the owner: done.
+        assert.equal((await setRole(member, adminToBe, 'admin')).statusCode, 403);
+        const promoted = await setRole(owner, adminToBe, 'admin');
+        assert.equal(promoted.statusCode, 200, promoted.body);
+        assert.equal(promoted.data.role, 'admin');
+        // The new admin can now manage the channel and members, but not owners.
+        assert.equal((await call(t.app, 'PUT', `/api/v1/channels/${chan}`, { token: adminToBe.token, body: { topic: 'by the admin' } })).statusCode, 200);
+        assert.equal((await setRole(adminToBe, member, 'admin')).statusCode, 200);
+        assert.equal((await setRole(adminToBe, member, 'owner')).statusCode, 403);
+        assert.equal((await setRole(adminToBe, owner, 'member')).statusCode, 403);
+        const last = await setRole(owner, owner, 'member');
+        assert.equal(last.statusCode, 409, 'the last owner keeps the role');
+        assert.equal((await setRole(owner, member, 'owner')).statusCode, 200);
+        assert.equal((await setRole(owner, owner, 'member')).statusCode, 200, 'with a second owner, the first may step down');
+        const roles = (await call(t.app, 'GET', `/api/v1/channels/${chan}/members`, { token: owner.token })).data.data;
+        assert.deepEqual(Object.fromEntries(roles.map((m: { user_id: string; role: string }) => [m.user_id, m.role])), { [owner.id]: 'member', [adminToBe.id]: 'admin', [member.id]: 'owner' });
+        const outsider = await makeUser(t.app, t.services, org.id, 'member');
+        const notMember = await setRole(member, outsider, 'admin');
+        assert.equal(notMember.statusCode, 403);
+        assert.equal(notMember.data.error.code, 'conversation.not_member');
+      } finally {
+        await t.close();
+      }
+    });
+  });
+}

@@ -29,3 +29,10 @@ export async function makeUser(app: FastifyInstance, services: Services, orgId: 
   if (res.statusCode !== 200) throw new Error(`login failed for ${username}: ${res.body}`);
   return { id: row.id, orgId, username, token: res.data.token, refreshToken: res.data.refresh_token };
 }
+
+/** `count` users of one role in an organization, made and logged in one after another. */
+export async function makeUsers(app: FastifyInstance, services: Services, orgId: string, count: number, role = 'member'): Promise<TestUser[]> {
+  const users: TestUser[] = [];
+  for (let i = 0; i < count; i++) users.push(await makeUser(app, services, orgId, role));
+  return users;
+}

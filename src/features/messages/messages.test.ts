@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
-import { makeOrg, makeUser, type TestUser } from '../../../test/helpers/factories.ts';
+import { makeOrg, makeUser, makeUsers, type TestUser } from '../../../test/helpers/factories.ts';
 
 for (const dialect of testDialects()) {
   describe(`messages (${dialect})`, () => {
@@ -155,9 +155,7 @@ for (const dialect of testDialects()) {
     before(async () => {
       t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0' } });
       const org = await makeOrg(t.services);
-      alice = await makeUser(t.app, t.services, org.id, 'member');
-      bob = await makeUser(t.app, t.services, org.id, 'member');
-      carol = await makeUser(t.app, t.services, org.id, 'member');
+      [alice, bob, carol] = (await makeUsers(t.app, t.services, org.id, 3)) as [TestUser, TestUser, TestUser];
       chan = (await call(t.app, 'POST', '/api/v1/channels', { token: alice.token, body: { name: `t-${dialect}`, members: [bob.id, carol.id] } })).data.id;
     });
     after(() => t.close());

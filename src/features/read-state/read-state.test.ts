@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
-import { makeOrg, makeUser, type TestUser } from '../../../test/helpers/factories.ts';
+import { makeOrg, makeUser, makeUsers, type TestUser } from '../../../test/helpers/factories.ts';
 
 for (const dialect of testDialects()) {
   describe(`read state and unread counts (${dialect})`, () => {
@@ -13,9 +13,7 @@ for (const dialect of testDialects()) {
     before(async () => {
       t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0' } });
       const org = await makeOrg(t.services);
-      alice = await makeUser(t.app, t.services, org.id, 'member');
-      bob = await makeUser(t.app, t.services, org.id, 'member');
-      carol = await makeUser(t.app, t.services, org.id, 'member');
+      [alice, bob, carol] = (await makeUsers(t.app, t.services, org.id, 3)) as [TestUser, TestUser, TestUser];
     });
     after(() => t.close());
     const send = (who: TestUser, conv: string, body: string) => call(t.app, 'POST', `/api/v1/channels/${conv}/messages`, { token: who.token, body: { body } });

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
-import { makeOrg, makeUser, type TestUser } from '../../../test/helpers/factories.ts';
+import { makeOrg, makeUser, makeUsers, type TestUser } from '../../../test/helpers/factories.ts';
 import { SearchRepo } from './search.repo.ts';
 
 /**
@@ -22,9 +22,7 @@ for (const dialect of testDialects()) {
     before(async () => {
       t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0' } });
       const org = await makeOrg(t.services);
-      alice = await makeUser(t.app, t.services, org.id, 'member');
-      bob = await makeUser(t.app, t.services, org.id, 'member');
-      carol = await makeUser(t.app, t.services, org.id, 'member');
+      [alice, bob, carol] = (await makeUsers(t.app, t.services, org.id, 3)) as [TestUser, TestUser, TestUser];
       customer = await makeUser(t.app, t.services, org.id, 'customer');
       const other = await makeOrg(t.services);
       eve = await makeUser(t.app, t.services, other.id, 'admin');

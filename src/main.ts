@@ -21,7 +21,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = pino(loggerOptions(config.logLevel));
-  const database = createDb(config.databaseUrl, { onIdleError: (err) => log.warn({ err: err.message }, 'database connection lost; it will be replaced') });
+  const database = createDb(config.databaseUrl, {
+    onIdleError: (err) => log.warn({ err: err.message }, 'database connection lost; it will be replaced'),
+    onCheckpointError: (message) => log.warn({ err: message }, 'background WAL checkpoint failed'),
+  });
   await runMigrations(database.db, log);
   const redis = config.redisUrl ? new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 }) : null;
   redis?.on('error', (err) => log.warn({ err: err.message }, 'redis error'));

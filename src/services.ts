@@ -71,7 +71,7 @@ export function createServices(deps: ServiceDeps) {
   const conversations = new ConversationsService(new ConversationsRepo(db), users, clock);
   const files = new FilesService(new FilesRepo(db), createFileStorage(deps.config), conversations, clock, deps.config.files.uploadMaxBytes);
   const sendLimit = { limiter, ...deps.config.sendLimit };
-  const messages = new MessagesService(new MessagesRepo(db), conversations, clock, files, sendLimit, createMessageMetrics(deps.registry ?? new Registry()));
+  const messages = new MessagesService(new MessagesRepo(db, deps.database.writes), conversations, clock, files, sendLimit, createMessageMetrics(deps.registry ?? new Registry()));
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock);
   const search = new SearchService(new SearchRepo(db), messages);
 

@@ -5,11 +5,18 @@ import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kys
 import pg from 'pg';
 import { isPostgresUrl } from '../config/config.ts';
 import { tagDialect, type DialectName } from './dialect.ts';
+import { GroupCommit, transactionPerCall, type TxRunner } from './group-commit.ts';
+import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.ts';
 import type { DB } from './schema.ts';
 
 export interface Database {
   db: Kysely<DB>;
   dialect: DialectName;
+  /**
+   * Write transactions of the hot paths (sending messages): group commit on SQLite, one
+   * transaction per call on PostgreSQL. See group-commit.ts.
+   */
+  writes: TxRunner;
   /** Cheap round trip used by /ready. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -23,6 +30,13 @@ export interface CreateDbOptions {
    * the pool, and an unhandled one would crash the process; the pool replaces the connection.
    */
   onIdleError?: (err: Error) => void;
+  /**
+   * SQLite file databases: WAL checkpoints in a worker thread every this many ms instead of inside
+   * commits (default 1000; 0 keeps SQLite's automatic checkpoints).
+   */
+  checkpointIntervalMs?: number;
+  /** Problems of the background checkpointer (logged by the caller). */
+  onCheckpointError?: (message: string) => void;
 }
 
 const TIMESTAMPTZ_OID = 1184;
@@ -79,6 +93,7 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
     return {
       db,
       dialect: 'postgres',
+      writes: transactionPerCall(db),
       ping: async () => {
         await pool.query('select 1');
       },
@@ -88,12 +103,22 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
   const sqlite = openSqlite(url);
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   tagDialect(db, 'sqlite');
+  const interval = options.checkpointIntervalMs ?? 1000;
+  let checkpointer: Checkpointer | undefined;
+  if (url !== ':memory:' && interval > 0) {
+    sqlite.pragma('wal_autocheckpoint = 0');
+    checkpointer = startCheckpointer(url, interval, options.onCheckpointError);
+  }
   return {
     db,
     dialect: 'sqlite',
+    writes: new GroupCommit(db),
     ping: async () => {
       sqlite.prepare('select 1').get();
     },
-    close: () => db.destroy(),
+    close: async () => {
+      await checkpointer?.stop();
+      await db.destroy();
+    },
   };
 }

@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
+import type { TxRunner } from '../../storage/group-commit.ts';
 import type { DB, MessagesTable } from '../../storage/schema.ts';
 
 export type MessageRow = Selectable<MessagesTable>;
@@ -18,7 +19,11 @@ const NO_EXTRAS: InsertExtras = { mentionUserIds: [], threadFollowerIds: [] };
 
 /** SQL for messages. Every query is scoped by org_id. */
 export class MessagesRepo {
-  constructor(private readonly db: Kysely<DB>) {}
+  constructor(
+    private readonly db: Kysely<DB>,
+    /** Sends go through it: group commit on SQLite. */
+    private readonly writes: TxRunner,
+  ) {}
 
   getById(orgId: string, id: string): Promise<MessageRow | undefined> {
     return this.db.selectFrom('messages').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
@@ -41,9 +46,11 @@ export class MessagesRepo {
    * rolls the increment back: no gap. In the same transaction: the sender's read position moves to
    * their own message, mentioned users get their mention rows, and for a thread reply the root's
    * reply count moves and the reply's author and the root's author follow the thread.
+   * On SQLite the transaction is shared with the other sends of the same event-loop turn (group
+   * commit, each send in its own savepoint): see storage/group-commit.ts.
    */
   async insertNext(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<MessageRow> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.writes.run(async (trx) => {
       const { last_seq } = await trx
         .updateTable('conversations')
         .set((eb) => ({ last_seq: eb('last_seq', '+', 1), last_message_at: row.created_at, updated_at: row.created_at }))

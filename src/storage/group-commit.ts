@@ -1,0 +1,124 @@
+import { type Kysely, sql } from 'kysely';
+import type { DB } from './schema.ts';
+
+/** Work done inside a write transaction; `trx` runs every query on that transaction's connection. */
+export type TxWork<T> = (trx: Kysely<DB>) => Promise<T>;
+
+/** Runs write transactions. Each call commits or fails on its own, whatever the backend groups. */
+export interface TxRunner {
+  run<T>(work: TxWork<T>): Promise<T>;
+}
+
+/** One transaction per call (PostgreSQL: concurrent transactions on the pool, the server groups commits). */
+export function transactionPerCall(db: Kysely<DB>): TxRunner {
+  return { run: (work) => db.transaction().execute(work) };
+}
+
+interface Pending {
+  work: TxWork<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit for SQLite: calls made during one event-loop turn (typically the concurrent sends of
+ * many connections) run one after another inside ONE transaction, each in its own savepoint, and
+ * commit together. A call that fails is rolled back to its savepoint and rejected alone; the others
+ * still commit. If the commit itself fails, every call of the batch is rejected (nothing of it is
+ * stored). SQLite has one writer and every commit appends to the WAL, so one commit for N sends
+ * instead of N is most of what a send costs the database.
+ *
+ * The batch holds the Kysely connection (SQLite's single connection, behind Kysely's mutex) while it
+ * runs, exactly as a normal transaction would.
+ */
+export class GroupCommit implements TxRunner {
+  #queue: Pending[] = [];
+  #scheduled = false;
+  #running = false;
+  /** Transactions committed or rolled back, and calls run in them (batches ≤ calls). */
+  readonly stats = { batches: 0, calls: 0 };
+
+  constructor(
+    private readonly db: Kysely<DB>,
+    private readonly maxBatch = 500,
+  ) {}
+
+  run<T>(work: TxWork<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running || this.#queue.length === 0) return;
+    this.#scheduled = true;
+    // setImmediate: after the poll phase, so every request read in this turn joins the batch.
+    setImmediate(() => void this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    this.#running = true;
+    const batch = this.#queue.splice(0, this.maxBatch);
+    this.stats.batches += 1;
+    this.stats.calls += batch.length;
+    try {
+      await this.db.connection().execute((conn) => (batch.length === 1 ? runAlone(conn, batch[0]!) : runGrouped(conn, batch)));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    } finally {
+      this.#running = false;
+      this.#schedule();
+    }
+  }
+}
+
+/** A batch of one: a plain transaction, no savepoint. */
+async function runAlone(conn: Kysely<DB>, p: Pending): Promise<void> {
+  await sql`begin immediate`.execute(conn);
+  let value: unknown;
+  try {
+    value = await p.work(conn);
+  } catch (err) {
+    await sql`rollback`.execute(conn);
+    p.reject(err);
+    return;
+  }
+  try {
+    await sql`commit`.execute(conn);
+  } catch (err) {
+    await sql`rollback`.execute(conn).catch(() => undefined);
+    throw err;
+  }
+  p.resolve(value);
+}
+
+async function runGrouped(conn: Kysely<DB>, batch: Pending[]): Promise<void> {
+  const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+  await sql`begin immediate`.execute(conn);
+  try {
+    for (const p of batch) {
+      await sql`savepoint group_commit_item`.execute(conn);
+      try {
+        const value = await p.work(conn);
+        await sql`release group_commit_item`.execute(conn);
+        outcomes.push({ ok: true, value });
+      } catch (err) {
+        await sql`rollback to group_commit_item`.execute(conn);
+        await sql`release group_commit_item`.execute(conn);
+        outcomes.push({ ok: false, err });
+      }
+    }
+    await sql`commit`.execute(conn);
+  } catch (err) {
+    await sql`rollback`.execute(conn).catch(() => undefined);
+    throw err;
+  }
+  // Settled only after the commit: nobody hears "stored" before it is.
+  batch.forEach((p, i) => {
+    const o = outcomes[i]!;
+    if (o.ok) p.resolve(o.value);
+    else p.reject(o.err);
+  });
+}

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runCommand, shellQuote } from './proc.ts';
 
 export interface LoadOptions {
@@ -14,6 +15,10 @@ export interface LoadOptions {
   durationSec: number;
   /** Request headers; values listed in `secretHeaders` are shown as <redacted> in printed commands. */
   headers?: Record<string, string>;
+  /** HTTP method (default GET). With wrk, a method other than GET or a body runs bench/wrk-post.lua. */
+  method?: 'GET' | 'POST';
+  /** Request body, the same on every request; give its Content-Type in `headers`. */
+  body?: string;
 }
 
 export interface LoadResult {
@@ -88,17 +93,25 @@ export function parseWrk(out: string): Omit<LoadResult, 'raw'> {
   };
 }
 
+/** The Lua script wrk needs to send a method other than GET or a body (shown relative to the repository). */
+const WRK_POST_SCRIPT = fileURLToPath(new URL('../wrk-post.lua', import.meta.url));
+
 function wrkTool(bin: string): LoadTool {
   const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' });
   const version = /wrk\s+(\S+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? 'unknown';
-  const args = (o: LoadOptions, show: boolean): string[] => [
-    '-t1',
-    `-c${o.connections}`,
-    `-d${o.durationSec}s`,
-    '--latency',
-    ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${show ? redact(k, v) : v}`]),
-    o.url,
-  ];
+  const args = (o: LoadOptions, show: boolean): string[] => {
+    const scripted = (o.method ?? 'GET') !== 'GET' || o.body !== undefined;
+    return [
+      '-t1',
+      `-c${o.connections}`,
+      `-d${o.durationSec}s`,
+      '--latency',
+      ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${show ? redact(k, v) : v}`]),
+      ...(scripted ? ['-s', show ? 'bench/wrk-post.lua' : WRK_POST_SCRIPT] : []),
+      o.url,
+      ...(scripted ? ['--', o.method ?? 'GET', o.body ?? ''] : []),
+    ];
+  };
   return {
     name: 'wrk',
     version,
@@ -130,6 +143,8 @@ function autocannonTool(bin: string, version: string): LoadTool {
     String(o.durationSec),
     '-j',
     '-n',
+    ...(o.method ? ['-m', o.method] : []),
+    ...(o.body !== undefined ? ['-b', o.body] : []),
     ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}=${show ? redact(k, v) : v}`]),
     o.url,
   ];

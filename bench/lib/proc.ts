@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-type CleanupTask = { name: string; run: () => Promise<void>; sync: () => void };
+export type CleanupTask = { name: string; run: () => Promise<void>; sync: () => void };
 const tasks: CleanupTask[] = [];
 
 /** Registers something to undo at the end of the run (last registered, first undone). */
-function onCleanup(task: CleanupTask): () => void {
+export function onCleanup(task: CleanupTask): () => void {
   tasks.push(task);
   return () => {
     const i = tasks.indexOf(task);
@@ -23,16 +23,26 @@ function onCleanup(task: CleanupTask): () => void {
   };
 }
 
-/** Undo everything registered so far. Never throws; reports what failed on stderr. */
-export async function cleanup(): Promise<void> {
-  while (tasks.length) {
-    const task = tasks.pop()!;
-    try {
-      await task.run();
-    } catch (err) {
-      process.stderr.write(`bench: cleanup of ${task.name} failed: ${(err as Error).message}\n`);
+let cleaning: Promise<void> | undefined;
+
+/**
+ * Undo everything registered so far. Never throws; reports what failed on stderr. A call made while
+ * one runs (a signal handler's and the runner's, after an interruption) gets the running one: two
+ * passes would each pop tasks, and the first to finish would let the process exit while the other
+ * still waits for a server to stop.
+ */
+export function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    while (tasks.length) {
+      const task = tasks.pop()!;
+      try {
+        await task.run();
+      } catch (err) {
+        process.stderr.write(`bench: cleanup of ${task.name} failed: ${(err as Error).message}\n`);
+      }
     }
-  }
+  })().finally(() => (cleaning = undefined));
+  return cleaning;
 }
 
 let handlersInstalled = false;

@@ -13,6 +13,7 @@ import { ConversationsService } from './features/conversations/conversations.ser
 import { FilesRepo } from './features/files/files.repo.ts';
 import { FilesService } from './features/files/files.service.ts';
 import { createFileStorage } from './files/create-file-storage.ts';
+import { HistoryPageCache } from './features/messages/page-cache.ts';
 import { MessagesRepo } from './features/messages/messages.repo.ts';
 import { createMessageMetrics } from './features/messages/messages.metrics.ts';
 import { MessagesService } from './features/messages/messages.service.ts';
@@ -71,7 +72,15 @@ export function createServices(deps: ServiceDeps) {
   const conversations = new ConversationsService(new ConversationsRepo(db), users, clock);
   const files = new FilesService(new FilesRepo(db), createFileStorage(deps.config), conversations, clock, deps.config.files.uploadMaxBytes);
   const sendLimit = { limiter, ...deps.config.sendLimit };
-  const messages = new MessagesService(new MessagesRepo(db, deps.database.writes), conversations, clock, files, sendLimit, createMessageMetrics(deps.registry ?? new Registry()));
+  const messages = new MessagesService(
+    new MessagesRepo(db, deps.database.writes),
+    conversations,
+    clock,
+    files,
+    sendLimit,
+    createMessageMetrics(deps.registry ?? new Registry()),
+    new HistoryPageCache(deps.config.historyCachePages),
+  );
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock);
   const search = new SearchService(new SearchRepo(db), messages);
 

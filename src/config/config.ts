@@ -63,6 +63,8 @@ export interface Config {
   loginLimit: { perAccount: number; perIp: number; windowMs: number };
   /** Messages a user may send per window, across conversations (0 = no limit). */
   sendLimit: { max: number; windowMs: number };
+  /** History pages kept in memory per process, reused until their conversation changes (0 = none). */
+  historyCachePages: number;
   defaultOrganization: { slug: string; name: string; registrationOpen: boolean };
   platformAdmin: { username: string; password: string; email: string | null } | null;
   seedDemo: boolean;
@@ -290,6 +292,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       max: r.int(['SEND_RATE_LIMIT_MAX'], 300, 0, 1_000_000_000),
       windowMs: r.int(['SEND_RATE_LIMIT_WINDOW_MS'], 60_000, 1000, 86_400_000),
     },
+    historyCachePages: r.int(['HISTORY_CACHE_PAGES'], 2000, 0, 1_000_000),
     loginLimit: {
       perAccount: r.int(['LOGIN_MAX_FAILURES_PER_ACCOUNT'], 5, 1, 1_000_000),
       perIp: r.int(['LOGIN_MAX_FAILURES_PER_IP'], 30, 1, 1_000_000),

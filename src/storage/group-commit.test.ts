@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { Generated, Kysely } from 'kysely';
 import { createDb, type Database } from './db.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { DB } from './schema.ts';
 
 /** A scratch table outside the app's schema, written through the runner under test. */
-type Scratch = Kysely<{ items: { id: number; label: string } }>;
+type Scratch = Kysely<{ items: { id: Generated<number>; label: string } }>;
 const asScratch = (db: Kysely<DB>) => db as unknown as Scratch;
 
 describe('SQLite group commit', () => {

@@ -4,6 +4,7 @@ import * as m0002 from './migrations/0002-conversations.ts';
 import * as m0003 from './migrations/0003-threads-reactions-read.ts';
 import * as m0004 from './migrations/0004-files.ts';
 import * as m0005 from './migrations/0005-search.ts';
+import * as m0006 from './migrations/0006-message-counters.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003-threads-reactions-read': m0003,
   '0004-files': m0004,
   '0005-search': m0005,
+  '0006-message-counters': m0006,
 };
 
 /** Every migration, in order (the tests check that all of them apply). */

@@ -83,6 +83,8 @@ export interface ConversationsTable {
   created_by: string | null;
   archived_at: string | null;
   last_seq: number;
+  /** Moved by every change to the conversation's messages (new, edit, delete, reaction, pin, thread counts). */
+  messages_version: number;
   last_message_at: string | null;
   created_at: string;
   updated_at: string;
@@ -125,6 +127,10 @@ export interface MessagesTable {
   pinned_by: string | null;
   /** JSON {"users": [ids], "channel": bool, "here": bool} */
   mentions: string | null;
+  /** Reactions on this message (all emoji), kept with the reactions rows. */
+  reaction_count: number;
+  /** Files this message carries, kept with the message_attachments rows. */
+  attachment_count: number;
 }
 
 export interface ReactionsTable {

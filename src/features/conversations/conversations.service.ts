@@ -73,7 +73,7 @@ export class ConversationsService {
     const now = isoNow(this.clock);
     const id = newId();
     const others = await this.#checkUsers(p, (body.members ?? []).filter((m) => m !== userId));
-    const row = { id, org_id: p.orgId, kind: body.private ? 'private' : 'public', name: body.name, topic: body.topic ?? null, purpose: body.purpose ?? null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, last_message_at: null, created_at: now, updated_at: now };
+    const row = { id, org_id: p.orgId, kind: body.private ? 'private' : 'public', name: body.name, topic: body.topic ?? null, purpose: body.purpose ?? null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, last_message_at: null, created_at: now, updated_at: now };
     const members = [this.#member(p.orgId, id, userId, 'owner', now), ...others.map((u) => this.#member(p.orgId, id, u, 'member', now))];
     await mapUnique(
       () => this.repo.create(row, members),
@@ -212,7 +212,7 @@ export class ConversationsService {
     if (existing) return { conversation: toConversationDto({ ...existing, member_role: 'member' }), created: false };
     const now = isoNow(this.clock);
     const id = newId();
-    const row = { id, org_id: p.orgId, kind: 'direct', name: null, topic: null, purpose: null, dm_key: dmKey, created_by: userId, archived_at: null, last_seq: 0, last_message_at: null, created_at: now, updated_at: now };
+    const row = { id, org_id: p.orgId, kind: 'direct', name: null, topic: null, purpose: null, dm_key: dmKey, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, last_message_at: null, created_at: now, updated_at: now };
     try {
       await this.repo.create(row, [this.#member(p.orgId, id, userId, 'member', now), this.#member(p.orgId, id, otherId, 'member', now)]);
       return { conversation: toConversationDto({ ...row, member_role: 'member' }), created: true };
@@ -241,7 +241,7 @@ export class ConversationsService {
     await this.#checkUsers(p, others);
     const now = isoNow(this.clock);
     const id = newId();
-    const row = { id, org_id: p.orgId, kind: 'group', name: null, topic: null, purpose: null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, last_message_at: null, created_at: now, updated_at: now };
+    const row = { id, org_id: p.orgId, kind: 'group', name: null, topic: null, purpose: null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, last_message_at: null, created_at: now, updated_at: now };
     await this.repo.create(row, [this.#member(p.orgId, id, userId, 'owner', now), ...others.map((u) => this.#member(p.orgId, id, u, 'member', now))]);
     return toConversationDto({ ...row, member_role: 'owner' });
   }

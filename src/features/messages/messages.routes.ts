@@ -15,7 +15,7 @@ import {
   ThreadPage,
   ThreadQuery,
 } from './messages.schemas.ts';
-import type { MessagesService } from './messages.service.ts';
+import { messagePageJson, type MessagesService } from './messages.service.ts';
 
 const tags = ['messages'];
 
@@ -23,7 +23,9 @@ const tags = ['messages'];
 export const messagesRoutes: FastifyPluginAsyncTypebox<{ messages: MessagesService }> = async (app, { messages }) => {
   app.get('/channels/:id/messages', {
     schema: { tags, summary: 'History, ascending by seq: latest page, or before / after / around a message', params: ConversationParams, querystring: ListMessagesQuery, response: { 200: MessagePage, ...authErrors } },
-    handler: async (req) => messages.list(req.principal, req.params.id, req.query),
+    // The messages come as JSON text from the database (see MessagesRepo.listRangeJson); a string
+    // with a JSON content type is sent as it is, without the response serializer.
+    handler: async (req, reply) => reply.type('application/json; charset=utf-8').send(messagePageJson(await messages.list(req.principal, req.params.id, req.query))),
   });
   app.post('/channels/:id/messages', {
     schema: {

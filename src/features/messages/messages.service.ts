@@ -8,8 +8,9 @@ import { asUniqueViolation } from '../../storage/errors.ts';
 import type { ConversationsService } from '../conversations/conversations.service.ts';
 import type { FileDto } from '../files/files.schemas.ts';
 import type { FilesService } from '../files/files.service.ts';
-import type { MessageRow, MessagesRepo } from './messages.repo.ts';
+import type { MessageJsonRow, MessageRow, MessagesRepo } from './messages.repo.ts';
 import { mentionedUserIds, parseMentions } from './mentions.ts';
+import { HistoryPageCache } from './page-cache.ts';
 import type { ListMessagesQuery, MessageDto, SendMessageBody } from './messages.schemas.ts';
 
 const notFound = () => new AppError('message.not_found', 'Message not found');
@@ -52,6 +53,18 @@ export function toMessageDto(m: MessageRow, extra: MessageExtras = {}): MessageD
   };
 }
 
+/** A history page whose messages are already JSON text (sent as they are by the route). */
+export interface MessagePageJson {
+  data: string[];
+  has_more_before: boolean;
+  has_more_after: boolean;
+}
+
+/** The page as the JSON body of `MessagePage`. */
+export function messagePageJson(page: MessagePageJson): string {
+  return `{"data":[${page.data.join(',')}],"has_more_before":${page.has_more_before},"has_more_after":${page.has_more_after}}`;
+}
+
 /** The per-user send limit and the limiter that counts it. */
 export interface SendLimit {
   limiter: RateLimiter;
@@ -68,7 +81,13 @@ export class MessagesService {
     private readonly files: FilesService,
     private readonly sendLimit: SendLimit,
     private readonly metrics: MessageMetrics,
+    private readonly pages: HistoryPageCache = new HistoryPageCache(0),
   ) {}
+
+  /** Hits and misses of the history page cache (tests, diagnostics). */
+  get historyCacheStats(): Readonly<{ hits: number; misses: number }> {
+    return this.pages.stats;
+  }
 
   /**
    * Send a message as the calling user. With `client_msg_id`, a retry (also a concurrent one)
@@ -140,11 +159,14 @@ export class MessagesService {
 
   /**
    * A page of history, ascending by seq: the latest (no cursor), before or after a message or a
-   * seq, or around a message (half before, the message, half after).
+   * seq, or around a message (half before, the message, half after). The messages come as JSON
+   * text (MessageJsonRow) and are sent as they are: see messageJsonSql in the repository.
    */
-  async list(p: Principal, conversationId: string, q: ListMessagesQuery): Promise<{ data: MessageDto[]; has_more_before: boolean; has_more_after: boolean }> {
+  async list(p: Principal, conversationId: string, q: ListMessagesQuery): Promise<MessagePageJson> {
     const c = await this.conversations.requireConversation(p, conversationId, 'read');
     const limit = q.limit ?? 50;
+    const range = (r: { afterSeq?: number; beforeSeq?: number; newestFirst: boolean }, n: number) =>
+      this.pages.get(`${conversationId}:${c.messages_version}:${r.afterSeq}:${r.beforeSeq}:${r.newestFirst}:${n}`, () => this.repo.listRangeJson(p.orgId, conversationId, r, n));
     const seqOf = async (id: string) => {
       const m = await this.repo.getById(p.orgId, id);
       if (!m || m.conversation_id !== conversationId) throw notFound();
@@ -153,23 +175,50 @@ export class MessagesService {
     if (q.around !== undefined) {
       const at = await seqOf(q.around);
       const half = Math.floor((limit - 1) / 2);
-      const older = await this.repo.listRange(p.orgId, conversationId, { beforeSeq: at + 1, newestFirst: true }, half + 2);
-      const newer = await this.repo.listRange(p.orgId, conversationId, { afterSeq: at, newestFirst: false }, limit - half);
+      const older = await range({ beforeSeq: at + 1, newestFirst: true }, half + 2);
+      const newer = await range({ afterSeq: at, newestFirst: false }, limit - half);
       const before = older.slice(0, half + 1).reverse();
       const after = newer.slice(0, limit - before.length);
-      return { data: await this.#dtos(p, [...before, ...after]), has_more_before: older.length > half + 1, has_more_after: newer.length > after.length };
+      return { data: await this.#jsonPage(p, [...before, ...after]), has_more_before: older.length > half + 1, has_more_after: newer.length > after.length };
     }
     const afterSeq = q.after !== undefined ? await seqOf(q.after) : q.after_seq;
     const beforeSeq = q.before !== undefined ? await seqOf(q.before) : q.before_seq;
     if (afterSeq !== undefined) {
-      const rows = await this.repo.listRange(p.orgId, conversationId, { afterSeq, beforeSeq, newestFirst: false }, limit + 1);
+      const rows = await range({ afterSeq, beforeSeq, newestFirst: false }, limit + 1);
       const page = rows.slice(0, limit);
-      return { data: await this.#dtos(p, page), has_more_before: afterSeq > 0, has_more_after: rows.length > limit };
+      return { data: await this.#jsonPage(p, page), has_more_before: afterSeq > 0, has_more_after: rows.length > limit };
     }
-    const rows = await this.repo.listRange(p.orgId, conversationId, { beforeSeq, newestFirst: true }, limit + 1);
+    const rows = await range({ beforeSeq, newestFirst: true }, limit + 1);
     const page = rows.slice(0, limit).reverse();
     const newest = page.at(-1)?.seq ?? 0;
-    return { data: await this.#dtos(p, page), has_more_before: rows.length > limit, has_more_after: newest < c.last_seq && beforeSeq !== undefined };
+    return { data: await this.#jsonPage(p, page), has_more_before: rows.length > limit, has_more_after: newest < c.last_seq && beforeSeq !== undefined };
+  }
+
+  /**
+   * The JSON of a page: reactions, attachments and thread participants loaded (one query each, for
+   * the messages that have some) and written into the messages that have them.
+   */
+  async #jsonPage(p: Principal, rows: MessageJsonRow[]): Promise<string[]> {
+    const { reactions, participants, attachments } = await this.#extras(p, rows);
+    return rows.map((r) => {
+      if (r.reply_count === 0 && r.reaction_count === 0 && r.attachment_count === 0) return r.json;
+      const m = JSON.parse(r.json) as MessageDto;
+      m.thread_participants = participants.get(r.id) ?? [];
+      m.reactions = reactions.get(r.id) ?? [];
+      m.attachments = attachments.get(r.id) ?? [];
+      return JSON.stringify(m);
+    });
+  }
+
+  /** Per-page extras, queried only for the messages whose counters say they have some. */
+  async #extras(p: Principal, rows: Array<Pick<MessageRow, 'id' | 'reply_count' | 'reaction_count' | 'attachment_count'>>) {
+    const ids = (f: (r: (typeof rows)[number]) => boolean) => rows.filter(f).map((r) => r.id);
+    const [reactions, participants, attachments] = await Promise.all([
+      this.repo.reactionsFor(ids((r) => r.reaction_count > 0), p.userId),
+      this.repo.threadParticipants(ids((r) => r.reply_count > 0)),
+      this.files.attachmentsOf(p.orgId, ids((r) => r.attachment_count > 0)),
+    ]);
+    return { reactions, participants, attachments };
   }
 
   /** The stored row, no access check (callers check the conversation). */
@@ -267,12 +316,7 @@ export class MessagesService {
 
   /** DTOs for a page: reactions and thread participants loaded for all of it at once. */
   async #dtos(p: Principal, rows: MessageRow[]): Promise<MessageDto[]> {
-    const ids = rows.map((r) => r.id);
-    const [reactions, participants, attachments] = await Promise.all([
-      this.repo.reactionsFor(ids, p.userId),
-      this.repo.threadParticipants(rows.filter((r) => r.reply_count > 0).map((r) => r.id)),
-      this.files.attachmentsOf(p.orgId, ids),
-    ]);
+    const { reactions, participants, attachments } = await this.#extras(p, rows);
     return rows.map((m) => toMessageDto(m, { reactions: reactions.get(m.id), participants: participants.get(m.id), attachments: attachments.get(m.id) }));
   }
 

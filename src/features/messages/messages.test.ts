@@ -135,6 +135,59 @@ for (const dialect of testDialects()) {
       assert.equal((await send(id, { body: '', type: 'location', metadata: { lat: 1, lng: 2 } })).statusCode, 201);
     });
 
+    it('history pages (messages as JSON built by the database) equal the messages as GET /messages/:id shows them', async () => {
+      const id = await channel();
+      const boundary = 'parley-test-boundary';
+      const payload = Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="note.txt"\r\nContent-Type: text/plain\r\n\r\n`),
+        Buffer.from('hello file'),
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+      const up = await t.app.inject({ method: 'POST', url: '/api/v1/upload', payload, headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, authorization: `Bearer ${alice.token}` } });
+      assert.equal(up.statusCode, 201, up.body);
+      const fileId = JSON.parse(up.body).id as string;
+      const ids: string[] = [];
+      const post = async (body: Record<string, unknown>, who: TestUser = alice) => {
+        const r = await send(id, body, who);
+        assert.equal(r.statusCode, 201, r.body);
+        ids.push(r.data.id);
+        return r.data.id as string;
+      };
+      await post({ body: 'plain ünïcödé "quoted" \\ back\nslash\ttab \u2028 😀' });
+      await post({ body: 'with metadata', type: 'location', metadata: { lat: -23.5, lng: -46.6, label: 'São Paulo', nested: { a: [1, null, true] } } });
+      await post({ body: `hi @${bob.username} and @channel`, client_msg_id: 'json-1' });
+      const edited = await post({ body: 'before edit' });
+      assert.equal((await call(t.app, 'PUT', `/api/v1/messages/${edited}`, { token: alice.token, body: { body: 'after edit' } })).statusCode, 200);
+      const deleted = await post({ body: 'to delete', attachments: [fileId] });
+      assert.equal((await call(t.app, 'DELETE', `/api/v1/messages/${deleted}`, { token: alice.token })).statusCode, 204);
+      await post({ body: 'carries a file', attachments: [fileId] });
+      const pinned = await post({ body: 'pin me' }, bob);
+      assert.equal((await call(t.app, 'POST', `/api/v1/messages/${pinned}/pin`, { token: alice.token })).statusCode, 200);
+      const root = await post({ body: 'thread root' });
+      for (const who of [bob, alice]) {
+        const r = await call(t.app, 'POST', `/api/v1/messages/${root}/thread`, { token: who.token, body: { body: 'a reply', also_send_to_channel: who === bob } });
+        assert.equal(r.statusCode, 201, r.body);
+        if (who === bob) ids.push(r.data.id);
+      }
+      for (const [who, emoji] of [[alice, '👍'], [bob, '👍'], [bob, ':tada:']] as const) {
+        assert.equal((await call(t.app, 'POST', `/api/v1/messages/${root}/reactions`, { token: who.token, body: { emoji } })).statusCode, 200);
+      }
+      for (const who of [alice, bob]) {
+        const page = await history(id, '?limit=200', who);
+        assert.equal(page.statusCode, 200);
+        assert.match(String(page.headers['content-type']), /^application\/json/);
+        assert.deepEqual(page.data.data.map((m: { id: string }) => m.id), ids, 'the channel view, in order');
+        for (const m of page.data.data) {
+          const one = await call(t.app, 'GET', `/api/v1/messages/${m.id}`, { token: who.token });
+          assert.deepEqual(m, one.data, `message ${m.body} as ${who.username}`);
+        }
+        const r = page.data.data.find((m: { id: string }) => m.id === root);
+        assert.deepEqual(r.reactions, [{ emoji: '👍', count: 2, me: true }, { emoji: ':tada:', count: 1, me: who === bob }]);
+        assert.equal(r.reply_count, 2);
+        assert.equal(page.data.data.find((m: { body: string }) => m.body === 'carries a file').attachments[0].id, fileId);
+      }
+    });
+
     it('HTML in a message is stored and returned as text, never rendered', async () => {
       const id = await channel();
       const evil = '<script>alert(1)</script><img src=x onerror=alert(2)>';

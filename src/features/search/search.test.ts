@@ -138,6 +138,7 @@ for (const dialect of testDialects()) {
       const at = new Date().toISOString();
       await t.db.db.insertInto('files').values({ id: fileId, org_id: alice.orgId, uploader_id: alice.id, storage_key: `${alice.orgId}/${fileId}`, filename: 'a.txt', content_type: 'text/plain', size: 1, sha256: '0'.repeat(64), width: null, height: null, created_at: at }).execute();
       await t.db.db.insertInto('message_attachments').values({ message_id: a2.id, file_id: fileId, org_id: alice.orgId, position: 0 }).execute();
+      await t.db.db.updateTable('messages').set({ attachment_count: 1 }).where('id', '=', a2.id).execute(); // as sending with it does
       assert.deepEqual(await found(alice, `${w} has:file`), [a2.id]);
       const withFile = (await search(alice, `${w} has:file`)).data.data[0];
       assert.deepEqual(withFile.message.attachments.map((f: { id: string }) => f.id), [fileId], 'hits carry the message as the message endpoints show it');

@@ -59,6 +59,8 @@ function openSqlite(path: string): SQLite.Database {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // Statement and savepoint journals in memory, not in temp files (group commit uses a savepoint per send).
+  sqlite.pragma('temp_store = MEMORY');
   return sqlite;
 }
 

@@ -1,7 +1,11 @@
 import { type Kysely, sql } from 'kysely';
 import type { DB } from './schema.ts';
 
-/** Work done inside a write transaction; `trx` runs every query on that transaction's connection. */
+/**
+ * Work done inside a write transaction; `trx` runs every query on that transaction's connection.
+ * It may run twice (group commit retries a failed batch call by call), so it must not have effects
+ * outside the transaction.
+ */
 export type TxWork<T> = (trx: Kysely<DB>) => Promise<T>;
 
 /** Runs write transactions. Each call commits or fails on its own, whatever the backend groups. */
@@ -22,11 +26,10 @@ interface Pending {
 
 /**
  * Group commit for SQLite: calls made during one event-loop turn (typically the concurrent sends of
- * many connections) run one after another inside ONE transaction, each in its own savepoint, and
- * commit together. A call that fails is rolled back to its savepoint and rejected alone; the others
- * still commit. If the commit itself fails, every call of the batch is rejected (nothing of it is
- * stored). SQLite has one writer and every commit appends to the WAL, so one commit for N sends
- * instead of N is most of what a send costs the database.
+ * many connections) run one after another inside ONE transaction and commit together. If any of
+ * them fails, the whole batch is rolled back and each call runs again alone in its own transaction,
+ * so a failure only ever fails its own call. SQLite has one writer and every commit appends to the
+ * WAL, so one commit for N sends instead of N is a large part of what a send costs the database.
  *
  * The batch holds the Kysely connection (SQLite's single connection, behind Kysely's mutex) while it
  * runs, exactly as a normal transaction would.
@@ -95,30 +98,19 @@ async function runAlone(conn: Kysely<DB>, p: Pending): Promise<void> {
 }
 
 async function runGrouped(conn: Kysely<DB>, batch: Pending[]): Promise<void> {
-  const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+  const values: unknown[] = [];
   await sql`begin immediate`.execute(conn);
   try {
-    for (const p of batch) {
-      await sql`savepoint group_commit_item`.execute(conn);
-      try {
-        const value = await p.work(conn);
-        await sql`release group_commit_item`.execute(conn);
-        outcomes.push({ ok: true, value });
-      } catch (err) {
-        await sql`rollback to group_commit_item`.execute(conn);
-        await sql`release group_commit_item`.execute(conn);
-        outcomes.push({ ok: false, err });
-      }
-    }
+    for (const p of batch) values.push(await p.work(conn));
     await sql`commit`.execute(conn);
-  } catch (err) {
+  } catch {
+    // One call failed (or the commit did): undo the batch and run each call alone, so that only
+    // the failing one fails. Rare (e.g. two retries racing with the same client id), and cheaper
+    // than a savepoint per call, which makes FTS5 flush its pending index data every time.
     await sql`rollback`.execute(conn).catch(() => undefined);
-    throw err;
+    for (const p of batch) await runAlone(conn, p);
+    return;
   }
   // Settled only after the commit: nobody hears "stored" before it is.
-  batch.forEach((p, i) => {
-    const o = outcomes[i]!;
-    if (o.ok) p.resolve(o.value);
-    else p.reject(o.err);
-  });
+  batch.forEach((p, i) => p.resolve(values[i]));
 }

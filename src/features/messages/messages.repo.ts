@@ -69,7 +69,10 @@ export class MessagesRepo {
     private readonly db: Kysely<DB>,
     /** Sends go through it: group commit on SQLite. */
     private readonly writes: TxRunner,
-  ) {}
+  ) {
+    this.#dialect = dialectOf(db);
+  }
+  readonly #dialect: 'sqlite' | 'postgres';
 
   getById(orgId: string, id: string): Promise<MessageRow | undefined> {
     return this.db.selectFrom('messages').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
@@ -93,9 +96,11 @@ export class MessagesRepo {
    * their own message, mentioned users get their mention rows, and for a thread reply the root's
    * reply count moves and the reply's author and the root's author follow the thread.
    * On SQLite the transaction is shared with the other sends of the same event-loop turn (group
-   * commit, each send in its own savepoint): see storage/group-commit.ts.
+   * commit: see storage/group-commit.ts); on PostgreSQL a plain message takes one statement.
    */
   async insertNext(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<MessageRow> {
+    const plain = !extras.attachmentFileIds?.length && !extras.mentionUserIds.length && row.parent_id === null;
+    if (plain && this.#dialect === 'postgres') return this.#insertInOneStatement(row);
     return this.writes.run(async (trx) => {
       const { last_seq } = await trx
         .updateTable('conversations')
@@ -157,6 +162,34 @@ export class MessagesRepo {
   }
 
   /**
+   * PostgreSQL, a message without mentions, files or thread: next seq, insert and the sender's read
+   * position in ONE statement. The conversation row stays locked from the UPDATE to the commit, so
+   * concurrent senders to one conversation queue on it: one round trip instead of four keeps that
+   * queue short (measured: about 500 sends/s to one channel with the transaction of four statements).
+   */
+  async #insertInOneStatement(row: NewMessageRow): Promise<MessageRow> {
+    const res = await sql<{ seq: number }>`
+      with c as (
+        update conversations set last_seq = last_seq + 1, messages_version = messages_version + 1, last_message_at = ${row.created_at}, updated_at = ${row.created_at}
+        where id = ${row.conversation_id} and org_id = ${row.org_id}
+        returning last_seq
+      ), m as (
+        insert into messages (id, org_id, conversation_id, seq, sender_type, sender_id, type, body, metadata, parent_id, client_msg_id, private, edited_at, deleted_at, created_at, in_channel, mentions)
+        select ${row.id}, ${row.org_id}, ${row.conversation_id}, c.last_seq, ${row.sender_type}, ${row.sender_id}::text, ${row.type}, ${row.body}, ${row.metadata}::text,
+          null, ${row.client_msg_id}::text, ${row.private}::int, null, null, ${row.created_at}::timestamptz, ${row.in_channel}::int, ${row.mentions}::text
+        from c
+        returning seq
+      ), r as (
+        update conversation_members set last_read_seq = m.seq from m
+        where conversation_id = ${row.conversation_id} and user_id = ${row.sender_id}::text and last_read_seq < m.seq
+      )
+      select seq from m`.execute(this.db);
+    const seq = res.rows[0]?.seq;
+    if (seq === undefined) throw new Error(`conversation ${row.conversation_id} not found while sending`);
+    return { ...row, seq: Number(seq), reply_count: 0, last_reply_at: null, pinned_at: null, pinned_by: null, reaction_count: 0, attachment_count: 0 };
+  }
+
+  /**
    * Messages of a conversation with seq in (after, before): the channel view (top level and
    * replies also sent to the channel), or one thread (root excluded).
    */
@@ -171,7 +204,7 @@ export class MessagesRepo {
 
   /** listRange, each message as its API JSON (MessageJsonRow). */
   listRangeJson(orgId: string, conversationId: string, r: { afterSeq?: number; beforeSeq?: number; newestFirst: boolean }, limit: number): Promise<MessageJsonRow[]> {
-    this.#json ??= messageJsonSql(dialectOf(this.db));
+    this.#json ??= messageJsonSql(this.#dialect);
     return this.#range(orgId, conversationId, r)
       .select(['id', 'seq', 'reply_count', 'reaction_count', 'attachment_count', this.#json.as('json')])
       .limit(limit)
@@ -263,7 +296,9 @@ export class MessagesRepo {
       .selectFrom('reactions')
       .select(['message_id', 'emoji', 'user_id', 'created_at'])
       .where('message_id', 'in', messageIds)
+      // Emoji in the order they were first used; same instant: by emoji, so the order is stable.
       .orderBy('created_at')
+      .orderBy('emoji')
       .execute();
     for (const r of rows) {
       const list = out.get(r.message_id) ?? [];

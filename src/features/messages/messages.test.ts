@@ -170,6 +170,7 @@ for (const dialect of testDialects()) {
         if (who === bob) ids.push(r.data.id);
       }
       for (const [who, emoji] of [[alice, '👍'], [bob, '👍'], [bob, ':tada:']] as const) {
+        await new Promise((r) => setTimeout(r, 3)); // listed by first use: one instant each
         assert.equal((await call(t.app, 'POST', `/api/v1/messages/${root}/reactions`, { token: who.token, body: { emoji } })).statusCode, 200);
       }
       for (const who of [alice, bob]) {
@@ -237,7 +238,11 @@ for (const dialect of testDialects()) {
 
     it('reactions: one per user and emoji, aggregated with "me"; removal; non-members cannot react', async () => {
       const m = (await send(alice, { body: 'react to me' })).data;
-      const react = (who: TestUser, emoji: string) => call(t.app, 'POST', `/api/v1/messages/${m.id}/reactions`, { token: who.token, body: { emoji } });
+      // Reactions are listed by first use; a few ms apart so that each one has its own instant.
+      const react = async (who: TestUser, emoji: string) => {
+        await new Promise((r) => setTimeout(r, 3));
+        return call(t.app, 'POST', `/api/v1/messages/${m.id}/reactions`, { token: who.token, body: { emoji } });
+      };
       await react(alice, '👍');
       await react(alice, '👍');
       await react(bob, '👍');

@@ -19,6 +19,11 @@ export interface LoadOptions {
   method?: 'GET' | 'POST';
   /** Request body, the same on every request; give its Content-Type in `headers`. */
   body?: string;
+  /**
+   * A file of request paths, one per line: each request takes the next one (cycling) against the
+   * host of `url`. wrk only (bench/wrk-paths.lua); GET without a body.
+   */
+  pathsFile?: string;
 }
 
 export interface LoadResult {
@@ -95,12 +100,19 @@ export function parseWrk(out: string): Omit<LoadResult, 'raw'> {
 
 /** The Lua script wrk needs to send a method other than GET or a body (shown relative to the repository). */
 const WRK_POST_SCRIPT = fileURLToPath(new URL('../wrk-post.lua', import.meta.url));
+const WRK_PATHS_SCRIPT = fileURLToPath(new URL('../wrk-paths.lua', import.meta.url));
 
 function wrkTool(bin: string): LoadTool {
   const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' });
   const version = /wrk\s+(\S+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? 'unknown';
   const args = (o: LoadOptions, show: boolean): string[] => {
     const scripted = (o.method ?? 'GET') !== 'GET' || o.body !== undefined;
+    if (o.pathsFile !== undefined) {
+      if (scripted) throw new Error('load: pathsFile cannot be combined with a method or a body');
+      return ['-t1', `-c${o.connections}`, `-d${o.durationSec}s`, '--latency',
+        ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${show ? redact(k, v) : v}`]),
+        '-s', show ? 'bench/wrk-paths.lua' : WRK_PATHS_SCRIPT, o.url, '--', show ? '<paths file>' : o.pathsFile];
+    }
     return [
       '-t1',
       `-c${o.connections}`,
@@ -153,6 +165,7 @@ function autocannonTool(bin: string, version: string): LoadTool {
     version,
     describe: (o) => ['autocannon', ...args(o, true)].map(shellQuote).join(' '),
     async run(o) {
+      if (o.pathsFile !== undefined) throw new Error('a list of request paths needs wrk (apt-get install wrk)');
       const res = await runCommand('autocannon', process.execPath, [bin, ...args(o, false)], { timeoutMs: (o.durationSec + 30) * 1000 });
       if (res.code !== 0) throw new Error(`autocannon exited with ${res.code ?? res.signal}:\n${res.stdout}${res.stderr}`);
       const start = res.stdout.indexOf('{');

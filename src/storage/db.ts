@@ -59,8 +59,13 @@ function openSqlite(path: string): SQLite.Database {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  // Statement and savepoint journals in memory, not in temp files (group commit uses a savepoint per send).
+  // Statement journals in memory, not in temp files.
   sqlite.pragma('temp_store = MEMORY');
+  // Reads through a memory map of up to 1 GiB of the file instead of a read() per page, and a 64 MiB
+  // page cache (default 2 MiB): history pages spread over a large file were 4× slower without them
+  // (measured on 1,000,000 messages: 569 against 134 µs per page of 50).
+  sqlite.pragma('mmap_size = 1073741824');
+  sqlite.pragma('cache_size = -65536');
   return sqlite;
 }
 

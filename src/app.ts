@@ -10,6 +10,8 @@ import { filesRoutes } from './features/files/files.routes.ts';
 import { healthRoutes, type ReadinessCheck } from './features/health/health.routes.ts';
 import { messagesRoutes } from './features/messages/messages.routes.ts';
 import { readStateRoutes } from './features/read-state/read-state.routes.ts';
+import type { Gateway } from './features/realtime/gateway.ts';
+import { registerRealtime } from './features/realtime/realtime.routes.ts';
 import { organizationsRoutes } from './features/organizations/organizations.routes.ts';
 import { searchRoutes } from './features/search/search.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
@@ -27,6 +29,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     services: Services;
     metrics: Metrics;
+    gateway: Gateway;
   }
 }
 
@@ -101,6 +104,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     checks.push({ name: 'redis', check: async () => void (await redis.ping()) });
   }
   await app.register(healthRoutes, { checks });
+  app.decorate('gateway', await registerRealtime(app, services, config.realtime, metrics.registry));
 
   await app.register(
     async (api) => {

@@ -14,6 +14,9 @@ import { FilesRepo } from './features/files/files.repo.ts';
 import { FilesService } from './features/files/files.service.ts';
 import { createFileStorage } from './files/create-file-storage.ts';
 import { HistoryPageCache } from './features/messages/page-cache.ts';
+import { PresenceService } from './features/realtime/presence.ts';
+import { MemoryPresenceStore, RedisPresenceStore } from './features/realtime/presence-store.ts';
+import { RealtimePublisher } from './features/realtime/publisher.ts';
 import { MessagesRepo } from './features/messages/messages.repo.ts';
 import { createMessageMetrics } from './features/messages/messages.metrics.ts';
 import { MessagesService } from './features/messages/messages.service.ts';
@@ -69,7 +72,10 @@ export function createServices(deps: ServiceDeps) {
   const host = new HostJwtVerifier(deps.config.hostJwt);
   const authenticator = new Authenticator(tokens, auth, apiKeys, users, orgs, host, principals, deps.config.hostJwt);
 
-  const conversations = new ConversationsService(new ConversationsRepo(db), users, clock);
+  const realtime = new RealtimePublisher(bus, clock, deps.onBackgroundError);
+  const presenceStore = deps.redis ? new RedisPresenceStore(deps.redis, deps.config.realtime.presenceTtlMs, prefix) : new MemoryPresenceStore(deps.config.realtime.presenceTtlMs, () => clock.now());
+  const presence = new PresenceService(presenceStore, realtime);
+  const conversations = new ConversationsService(new ConversationsRepo(db), users, clock, realtime);
   const files = new FilesService(new FilesRepo(db), createFileStorage(deps.config), conversations, clock, deps.config.files.uploadMaxBytes);
   const sendLimit = { limiter, ...deps.config.sendLimit };
   const messages = new MessagesService(
@@ -80,11 +86,12 @@ export function createServices(deps: ServiceDeps) {
     sendLimit,
     createMessageMetrics(deps.registry ?? new Registry()),
     new HistoryPageCache(deps.config.historyCachePages),
+    realtime,
   );
-  const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock);
+  const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -37,6 +37,22 @@ export interface FileStorageConfig {
   } | null;
 }
 
+export interface RealtimeConfig {
+  allowedOrigins: string[] | '*';
+  heartbeatMs: number;
+  maxFrameBytes: number;
+  maxBufferedBytes: number;
+  resumeLimit: number;
+  connectLimit: { max: number; windowMs: number };
+  messageLimit: { max: number; windowMs: number };
+  typingThrottleMs: number;
+  typingTtlMs: number;
+  idleAfterMs: number;
+  presenceTtlMs: number;
+  gapWaitMs: number;
+  fanoutChunk: number;
+}
+
 export interface Config {
   nodeEnv: NodeEnv;
   port: number;
@@ -65,6 +81,7 @@ export interface Config {
   sendLimit: { max: number; windowMs: number };
   /** History pages kept in memory per process, reused until their conversation changes (0 = none). */
   historyCachePages: number;
+  realtime: RealtimeConfig;
   defaultOrganization: { slug: string; name: string; registrationOpen: boolean };
   platformAdmin: { username: string; password: string; email: string | null } | null;
   seedDemo: boolean;
@@ -249,6 +266,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   const corsEnabled = r.bool(['CORS_ENABLED'], true);
   const corsAllowedOrigins = r.list(['CORS_ALLOWED_ORIGINS']);
+  const wsOrigins = r.list(['WS_ALLOWED_ORIGINS']);
   for (const o of corsAllowedOrigins) {
     if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) r.problems.push(`CORS_ALLOWED_ORIGINS: "${o}" is not an origin like https://app.example.com`);
   }
@@ -293,6 +311,23 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       windowMs: r.int(['SEND_RATE_LIMIT_WINDOW_MS'], 60_000, 1000, 86_400_000),
     },
     historyCachePages: r.int(['HISTORY_CACHE_PAGES'], 2000, 0, 1_000_000),
+    realtime: {
+      // Browsers send Origin; other clients do not and are not checked. Default: the CORS allow-list,
+      // or any origin when that is empty (the socket authenticates with a token, never a cookie).
+      allowedOrigins: wsOrigins.length ? wsOrigins : corsAllowedOrigins.length ? corsAllowedOrigins : '*',
+      heartbeatMs: r.int(['WS_HEARTBEAT_MS'], 25_000, 100, 600_000),
+      maxFrameBytes: r.int(['WS_MAX_FRAME_BYTES'], 256 * 1024, 1024, 16 * 1024 * 1024),
+      maxBufferedBytes: r.int(['WS_MAX_BUFFERED_BYTES'], 4 * 1024 * 1024, 16 * 1024, 1024 * 1024 * 1024),
+      resumeLimit: r.int(['WS_RESUME_LIMIT'], 1000, 1, 100_000),
+      connectLimit: { max: r.int(['WS_CONNECT_LIMIT_MAX'], 120, 0, 1_000_000_000), windowMs: r.int(['WS_CONNECT_LIMIT_WINDOW_MS'], 60_000, 1000, 86_400_000) },
+      messageLimit: { max: r.int(['WS_MESSAGE_LIMIT_MAX'], 200, 0, 1_000_000_000), windowMs: r.int(['WS_MESSAGE_LIMIT_WINDOW_MS'], 10_000, 100, 86_400_000) },
+      typingThrottleMs: r.int(['WS_TYPING_THROTTLE_MS'], 3000, 0, 60_000),
+      typingTtlMs: r.int(['WS_TYPING_TTL_MS'], 6000, 500, 60_000),
+      idleAfterMs: r.int(['PRESENCE_IDLE_AFTER_MS'], 300_000, 100, 86_400_000),
+      presenceTtlMs: r.int(['PRESENCE_TTL_MS'], 90_000, 1000, 3_600_000),
+      gapWaitMs: r.int(['WS_GAP_WAIT_MS'], 200, 1, 10_000),
+      fanoutChunk: r.int(['WS_FANOUT_CHUNK'], 1000, 1, 1_000_000),
+    },
     loginLimit: {
       perAccount: r.int(['LOGIN_MAX_FAILURES_PER_ACCOUNT'], 5, 1, 1_000_000),
       perIp: r.int(['LOGIN_MAX_FAILURES_PER_IP'], 30, 1, 1_000_000),

@@ -5,6 +5,7 @@ import * as m0003 from './migrations/0003-threads-reactions-read.ts';
 import * as m0004 from './migrations/0004-files.ts';
 import * as m0005 from './migrations/0005-search.ts';
 import * as m0006 from './migrations/0006-message-counters.ts';
+import * as m0007 from './migrations/0007-message-versions.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004-files': m0004,
   '0005-search': m0005,
   '0006-message-counters': m0006,
+  '0007-message-versions': m0007,
 };
 
 /** Every migration, in order (the tests check that all of them apply). */

@@ -131,6 +131,8 @@ export interface MessagesTable {
   reaction_count: number;
   /** Files this message carries, kept with the message_attachments rows. */
   attachment_count: number;
+  /** The conversation's messages_version at this message's last change (realtime resume point). */
+  version_seq: number;
 }
 
 export interface ReactionsTable {

@@ -1,11 +1,12 @@
 import { checkAccess, requireAccess, requireUser, type Principal } from '../../access/access.ts';
+import type { RealtimePublisher } from '../realtime/publisher.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { decodeCursor, encodeCursor } from '../../platform/cursor.ts';
 import { AppError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { mapUnique } from '../../storage/errors.ts';
 import type { UsersService } from '../users/users.service.ts';
-import type { ConversationsRepo, ConversationWithMembership, MembershipRow } from './conversations.repo.ts';
+import type { ConversationRow, ConversationsRepo, ConversationWithMembership, MembershipRow } from './conversations.repo.ts';
 import type { ConversationDto, CreateChannelBody, ListChannelsQuery, MemberDto, OpenDmBody, UpdateChannelBody } from './conversations.schemas.ts';
 
 /** The channel's owners and admins, and org-wide moderators, manage it. */
@@ -53,6 +54,7 @@ export class ConversationsService {
     private readonly repo: ConversationsRepo,
     private readonly users: UsersService,
     private readonly clock: Clock,
+    private readonly realtime: RealtimePublisher | null = null,
   ) {}
 
   async requireConversation(p: Principal, id: string, need: ConversationNeed): Promise<ConversationWithMembership> {
@@ -79,6 +81,7 @@ export class ConversationsService {
       () => this.repo.create(row, members),
       () => new AppError('conversation.name_taken', `A channel named "${body.name}" already exists`),
     );
+    this.#announceNew(row, members);
     return toConversationDto({ ...row, member_role: 'owner' });
   }
 
@@ -110,6 +113,7 @@ export class ConversationsService {
       () => this.repo.update(p.orgId, id, patch),
       () => new AppError('conversation.name_taken', `A channel named "${body.name}" already exists`),
     );
+    this.#announceUpdate({ ...c, ...patch });
     return toConversationDto({ ...c, ...patch });
   }
 
@@ -120,6 +124,7 @@ export class ConversationsService {
     const now = isoNow(this.clock);
     const patch = { archived_at: archived ? (c.archived_at ?? now) : null, updated_at: now };
     await this.repo.update(p.orgId, id, patch);
+    this.#announceUpdate({ ...c, ...patch });
     return toConversationDto({ ...c, ...patch });
   }
 
@@ -127,7 +132,10 @@ export class ConversationsService {
   async delete(p: Principal, id: string): Promise<void> {
     const c = await this.requireConversation(p, id, 'read');
     if (!(c.member_role === 'owner' || checkAccess(p, 'conversations.moderate'))) throw new AppError('forbidden', 'Only the channel’s owner or an admin can delete it');
+    const members = await this.repo.listMembers(p.orgId, id);
     await this.repo.delete(p.orgId, id);
+    this.realtime?.toConversation(id, 'conversation_update', { id, deleted: true });
+    for (const m of members) this.realtime?.toUser(m.user_id, 'membership', { action: 'removed', conversation_id: id, reason: 'deleted' }, id);
   }
 
   async join(p: Principal, id: string): Promise<ConversationDto> {
@@ -137,6 +145,7 @@ export class ConversationsService {
     if (c.kind !== 'public') throw notFound();
     if (c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
     await this.repo.addMember(this.#member(p.orgId, id, userId, 'member', isoNow(this.clock)));
+    this.#announceJoin(c, userId, 'member');
     return toConversationDto({ ...c, member_role: 'member' });
   }
 
@@ -146,6 +155,7 @@ export class ConversationsService {
     if (c.kind === 'direct') throw new AppError('conversation.invalid_members', 'A direct conversation cannot be left');
     if (c.member_role === null) throw new AppError('conversation.not_member', 'You are not a member');
     await this.repo.removeMember(id, userId);
+    this.#announceLeave(id, userId);
   }
 
   async listMembers(p: Principal, id: string): Promise<MemberDto[]> {
@@ -170,7 +180,9 @@ export class ConversationsService {
       throw new AppError('conversation.invalid_members', `A group has at most ${MAX_GROUP} people`);
     }
     // Adding someone who is already a member changes nothing (idempotent).
+    const already = await this.repo.getMember(c.id, userId);
     await this.repo.addMember(this.#member(p.orgId, c.id, userId, role, isoNow(this.clock)));
+    if (!already) this.#announceJoin(c, userId, role);
   }
 
   /** Removing someone else needs manage rights; removing yourself is leaving. */
@@ -181,6 +193,7 @@ export class ConversationsService {
     if (!target) throw new AppError('conversation.not_member', 'This user is not a member');
     if (target.role === 'owner' && !checkAccess(p, 'conversations.moderate')) throw new AppError('forbidden', 'An owner can only be removed by an admin');
     await this.repo.removeMember(c.id, userId);
+    this.#announceLeave(c.id, userId);
   }
 
   /**
@@ -214,7 +227,9 @@ export class ConversationsService {
     const id = newId();
     const row = { id, org_id: p.orgId, kind: 'direct', name: null, topic: null, purpose: null, dm_key: dmKey, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, last_message_at: null, created_at: now, updated_at: now };
     try {
-      await this.repo.create(row, [this.#member(p.orgId, id, userId, 'member', now), this.#member(p.orgId, id, otherId, 'member', now)]);
+      const members = [this.#member(p.orgId, id, userId, 'member', now), this.#member(p.orgId, id, otherId, 'member', now)];
+      await this.repo.create(row, members);
+      this.#announceNew(row, members);
       return { conversation: toConversationDto({ ...row, member_role: 'member' }), created: true };
     } catch (err) {
       // A concurrent call created it first: answer with that one.
@@ -242,7 +257,9 @@ export class ConversationsService {
     const now = isoNow(this.clock);
     const id = newId();
     const row = { id, org_id: p.orgId, kind: 'group', name: null, topic: null, purpose: null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, last_message_at: null, created_at: now, updated_at: now };
-    await this.repo.create(row, [this.#member(p.orgId, id, userId, 'owner', now), ...others.map((u) => this.#member(p.orgId, id, u, 'member', now))]);
+    const members = [this.#member(p.orgId, id, userId, 'owner', now), ...others.map((u) => this.#member(p.orgId, id, u, 'member', now))];
+    await this.repo.create(row, members);
+    this.#announceNew(row, members);
     return toConversationDto({ ...row, member_role: 'owner' });
   }
 
@@ -250,6 +267,27 @@ export class ConversationsService {
     if (body.user_id !== undefined && body.user_ids === undefined) return this.openDirect(p, body.user_id);
     if (body.user_ids !== undefined && body.user_id === undefined) return { conversation: await this.openGroup(p, body.user_ids), created: true };
     throw new AppError('validation.failed', 'Send either user_id (direct) or user_ids (group)', { fields: [{ field: '/body', message: 'needs exactly one of user_id, user_ids' }] });
+  }
+
+  /** A new conversation: each member hears of it on their personal topic, with their own role. */
+  #announceNew(row: ConversationRow, members: Array<{ user_id: string; role: string }>): void {
+    for (const m of members) this.realtime?.toUser(m.user_id, 'conversation_new', toConversationDto({ ...row, member_role: m.role }), row.id);
+  }
+
+  #announceUpdate(c: ConversationWithMembership): void {
+    this.realtime?.toConversation(c.id, 'conversation_update', toConversationDto({ ...c, member_role: null }));
+  }
+
+  /** Joined or added: the conversation's subscribers, and the person (personal topic). */
+  #announceJoin(c: ConversationWithMembership, userId: string, role: string): void {
+    this.realtime?.toConversation(c.id, 'member_join', { user_id: userId, role });
+    this.realtime?.toUser(userId, 'membership', { action: 'added', conversation: toConversationDto({ ...c, member_role: role }) }, c.id);
+  }
+
+  /** Left or removed: gateways also drop the person's subscriptions to it (the `membership` event). */
+  #announceLeave(conversationId: string, userId: string): void {
+    this.realtime?.toConversation(conversationId, 'member_leave', { user_id: userId });
+    this.realtime?.toUser(userId, 'membership', { action: 'removed', conversation_id: conversationId }, conversationId);
   }
 
   async #requireChannel(p: Principal, id: string, need: ConversationNeed): Promise<ConversationWithMembership> {

@@ -5,7 +5,13 @@ import type { DB, MessagesTable } from '../../storage/schema.ts';
 
 export type MessageRow = Selectable<MessagesTable>;
 /** A new message: the repository fills seq and the thread/pin counters. */
-export type NewMessageRow = Omit<MessageRow, 'seq' | 'reply_count' | 'last_reply_at' | 'pinned_at' | 'pinned_by' | 'reaction_count' | 'attachment_count'>;
+export type NewMessageRow = Omit<MessageRow, 'seq' | 'reply_count' | 'last_reply_at' | 'pinned_at' | 'pinned_by' | 'reaction_count' | 'attachment_count' | 'version_seq'>;
+
+/** A stored new message and, for a thread reply, the root's new reply count and version. */
+export interface Inserted {
+  message: MessageRow;
+  root?: { reply_count: number; last_reply_at: string; version_seq: number };
+}
 
 /** Work done in the same transaction as the insert. */
 export interface InsertExtras {
@@ -98,20 +104,24 @@ export class MessagesRepo {
    * On SQLite the transaction is shared with the other sends of the same event-loop turn (group
    * commit: see storage/group-commit.ts); on PostgreSQL a plain message takes one statement.
    */
-  async insertNext(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<MessageRow> {
+  async insertNext(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<Inserted> {
     const plain = !extras.attachmentFileIds?.length && !extras.mentionUserIds.length && row.parent_id === null;
-    if (plain && this.#dialect === 'postgres') return this.#insertInOneStatement(row);
+    if (plain && this.#dialect === 'postgres') return { message: await this.#insertInOneStatement(row) };
     return this.writes.run(async (trx) => {
-      const { last_seq } = await trx
+      // A thread reply is two changes: the reply (version - 1) and its root's counters (version).
+      const versions = row.parent_id === null ? 1 : 2;
+      const conv = await trx
         .updateTable('conversations')
-        .set((eb) => ({ last_seq: eb('last_seq', '+', 1), messages_version: eb('messages_version', '+', 1), last_message_at: row.created_at, updated_at: row.created_at }))
+        .set((eb) => ({ last_seq: eb('last_seq', '+', 1), messages_version: eb('messages_version', '+', versions), last_message_at: row.created_at, updated_at: row.created_at }))
         .where('id', '=', row.conversation_id)
         .where('org_id', '=', row.org_id)
-        .returning('last_seq')
+        .returning(['last_seq', 'messages_version'])
         .executeTakeFirstOrThrow();
+      const version = Number(conv.messages_version);
       const message: MessageRow = {
         ...row,
-        seq: Number(last_seq),
+        seq: Number(conv.last_seq),
+        version_seq: version - versions + 1,
         reply_count: 0,
         last_reply_at: null,
         pinned_at: null,
@@ -141,12 +151,15 @@ export class MessagesRepo {
           .values(extras.mentionUserIds.map((user_id) => ({ message_id: message.id, user_id, org_id: row.org_id, conversation_id: row.conversation_id, seq: message.seq })))
           .execute();
       }
+      let root: Inserted['root'];
       if (row.parent_id !== null) {
-        await trx
+        const r = await trx
           .updateTable('messages')
-          .set((eb) => ({ reply_count: eb('reply_count', '+', 1), last_reply_at: row.created_at }))
+          .set((eb) => ({ reply_count: eb('reply_count', '+', 1), last_reply_at: row.created_at, version_seq: version }))
           .where('id', '=', row.parent_id)
-          .execute();
+          .returning(['reply_count'])
+          .executeTakeFirstOrThrow();
+        root = { reply_count: Number(r.reply_count), last_reply_at: row.created_at, version_seq: version };
         for (const user_id of extras.threadFollowerIds) {
           const author = user_id === row.sender_id;
           await trx
@@ -157,7 +170,7 @@ export class MessagesRepo {
             .execute();
         }
       }
-      return message;
+      return { message, root };
     });
   }
 
@@ -168,25 +181,25 @@ export class MessagesRepo {
    * queue short (measured: about 500 sends/s to one channel with the transaction of four statements).
    */
   async #insertInOneStatement(row: NewMessageRow): Promise<MessageRow> {
-    const res = await sql<{ seq: number }>`
+    const res = await sql<{ seq: number; version_seq: number }>`
       with c as (
         update conversations set last_seq = last_seq + 1, messages_version = messages_version + 1, last_message_at = ${row.created_at}, updated_at = ${row.created_at}
         where id = ${row.conversation_id} and org_id = ${row.org_id}
-        returning last_seq
+        returning last_seq, messages_version
       ), m as (
-        insert into messages (id, org_id, conversation_id, seq, sender_type, sender_id, type, body, metadata, parent_id, client_msg_id, private, edited_at, deleted_at, created_at, in_channel, mentions)
-        select ${row.id}, ${row.org_id}, ${row.conversation_id}, c.last_seq, ${row.sender_type}, ${row.sender_id}::text, ${row.type}, ${row.body}, ${row.metadata}::text,
+        insert into messages (id, org_id, conversation_id, seq, version_seq, sender_type, sender_id, type, body, metadata, parent_id, client_msg_id, private, edited_at, deleted_at, created_at, in_channel, mentions)
+        select ${row.id}, ${row.org_id}, ${row.conversation_id}, c.last_seq, c.messages_version, ${row.sender_type}, ${row.sender_id}::text, ${row.type}, ${row.body}, ${row.metadata}::text,
           null, ${row.client_msg_id}::text, ${row.private}::int, null, null, ${row.created_at}::timestamptz, ${row.in_channel}::int, ${row.mentions}::text
         from c
-        returning seq
+        returning seq, version_seq
       ), r as (
         update conversation_members set last_read_seq = m.seq from m
         where conversation_id = ${row.conversation_id} and user_id = ${row.sender_id}::text and last_read_seq < m.seq
       )
-      select seq from m`.execute(this.db);
-    const seq = res.rows[0]?.seq;
-    if (seq === undefined) throw new Error(`conversation ${row.conversation_id} not found while sending`);
-    return { ...row, seq: Number(seq), reply_count: 0, last_reply_at: null, pinned_at: null, pinned_by: null, reaction_count: 0, attachment_count: 0 };
+      select seq, version_seq from m`.execute(this.db);
+    const got = res.rows[0];
+    if (got === undefined) throw new Error(`conversation ${row.conversation_id} not found while sending`);
+    return { ...row, seq: Number(got.seq), version_seq: Number(got.version_seq), reply_count: 0, last_reply_at: null, pinned_at: null, pinned_by: null, reaction_count: 0, attachment_count: 0 };
   }
 
   /**
@@ -212,6 +225,27 @@ export class MessagesRepo {
   }
   #json: RawBuilder<string> | undefined;
 
+  /**
+   * What changed in a conversation after event seq `since`: its current messages_version, and every
+   * message whose last change came later (as MessageJsonRow with its version_seq), oldest change
+   * first, at most `limit`. The version is read first, so rows may be newer than it, never older.
+   */
+  async changesSince(orgId: string, conversationId: string, since: number, limit: number): Promise<{ version: number; rows: Array<MessageJsonRow & { version_seq: number; deleted_at: string | null }> }> {
+    this.#json ??= messageJsonSql(this.#dialect);
+    const conv = await this.db.selectFrom('conversations').select('messages_version').where('org_id', '=', orgId).where('id', '=', conversationId).executeTakeFirst();
+    const rows = await this.db
+      .selectFrom('messages')
+      .select(['id', 'seq', 'reply_count', 'reaction_count', 'attachment_count', 'version_seq', 'deleted_at', this.#json.as('json')])
+      .where('org_id', '=', orgId)
+      .where('conversation_id', '=', conversationId)
+      .where('version_seq', '>', since)
+      .orderBy('version_seq')
+      .limit(limit)
+      .execute();
+    const newest = rows.at(-1)?.version_seq ?? 0;
+    return { version: Math.max(Number(conv?.messages_version ?? 0), Number(newest)), rows: rows.map((r) => ({ ...r, version_seq: Number(r.version_seq) })) };
+  }
+
   #range(orgId: string, conversationId: string, r: { afterSeq?: number; beforeSeq?: number; newestFirst: boolean; threadRootId?: string }) {
     let q = this.db.selectFrom('messages').where('org_id', '=', orgId).where('conversation_id', '=', conversationId);
     q = r.threadRootId === undefined ? q.where('in_channel', '=', 1) : q.where('parent_id', '=', r.threadRootId);
@@ -220,20 +254,42 @@ export class MessagesRepo {
     return q.orderBy('seq', r.newestFirst ? 'desc' : 'asc');
   }
 
-  async update(orgId: string, id: string, patch: Partial<Pick<MessageRow, 'body' | 'metadata' | 'edited_at' | 'deleted_at' | 'type' | 'pinned_at' | 'pinned_by' | 'mentions'>>): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  /** Change a message; returns the change's version (event seq). */
+  async update(orgId: string, id: string, patch: Partial<Pick<MessageRow, 'body' | 'metadata' | 'edited_at' | 'deleted_at' | 'type' | 'pinned_at' | 'pinned_by' | 'mentions'>>): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
       await trx.updateTable('messages').set(patch).where('org_id', '=', orgId).where('id', '=', id).execute();
-      await this.#touch(trx, id);
+      return this.#touch(trx, id);
     });
   }
 
-  /** Move the messages_version of the message's conversation (in the transaction of the change). */
-  async #touch(trx: Kysely<DB>, messageId: string): Promise<void> {
-    await trx
+  /**
+   * Delete: a tombstone (content, metadata and mentions gone) that lets go of its files, in one
+   * transaction; returns the change's version. NOTE: the files themselves stay for their uploader
+   * and for other messages carrying them (SECURITY.md K); downloads also check deleted_at.
+   */
+  async tombstone(orgId: string, id: string, deletedAt: string): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('messages').set({ body: '', metadata: null, mentions: null, deleted_at: deletedAt, attachment_count: 0 }).where('org_id', '=', orgId).where('id', '=', id).execute();
+      await trx.deleteFrom('message_mentions').where('message_id', '=', id).execute();
+      await trx.deleteFrom('message_attachments').where('org_id', '=', orgId).where('message_id', '=', id).execute();
+      return this.#touch(trx, id);
+    });
+  }
+
+  /**
+   * Move the messages_version of the message's conversation and stamp the message with it (in the
+   * transaction of the change); returns the new version.
+   */
+  async #touch(trx: Kysely<DB>, messageId: string): Promise<number> {
+    const { messages_version } = await trx
       .updateTable('conversations')
       .set((eb) => ({ messages_version: eb('messages_version', '+', 1) }))
       .where('id', '=', (eb) => eb.selectFrom('messages').select('conversation_id').where('id', '=', messageId))
-      .execute();
+      .returning('messages_version')
+      .executeTakeFirstOrThrow();
+    const version = Number(messages_version);
+    await trx.updateTable('messages').set({ version_seq: version }).where('id', '=', messageId).execute();
+    return version;
   }
 
   listPinned(orgId: string, conversationId: string): Promise<MessageRow[]> {
@@ -263,19 +319,7 @@ export class MessagesRepo {
     return out;
   }
 
-  /**
-   * NOTE: a deleted message lets go of its files (downloads also check deleted_at); the files
-   * themselves stay for their uploader and for other messages carrying them (SECURITY.md K).
-   */
-  async removeAttachments(orgId: string, messageId: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('message_attachments').where('org_id', '=', orgId).where('message_id', '=', messageId).execute();
-      await trx.updateTable('messages').set({ attachment_count: 0 }).where('org_id', '=', orgId).where('id', '=', messageId).execute();
-      await this.#touch(trx, messageId);
-    });
-  }
-
-  /** Remove the mention rows of a message (deleted or edited). */
+  /** Replace the mention rows of an edited message. */
   async replaceMentions(message: MessageRow, userIds: string[]): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('message_mentions').where('message_id', '=', message.id).execute();
@@ -311,35 +355,32 @@ export class MessagesRepo {
     return out;
   }
 
-  /** Add a reaction; false when this user already reacted with this emoji. */
-  async addReaction(r: { message_id: string; user_id: string; emoji: string; org_id: string; created_at: string }): Promise<boolean> {
+  /** Add a reaction; null when this user already reacted with this emoji, else the change's version. */
+  async addReaction(r: { message_id: string; user_id: string; emoji: string; org_id: string; created_at: string }): Promise<number | null> {
     return this.db.transaction().execute(async (trx) => {
       const res = await trx
         .insertInto('reactions')
         .values(r)
         .onConflict((oc) => oc.columns(['message_id', 'user_id', 'emoji']).doNothing())
         .executeTakeFirst();
-      const added = Number(res.numInsertedOrUpdatedRows ?? 0) > 0;
-      if (added) await this.#countReactions(trx, r.message_id, 1);
-      return added;
+      return Number(res.numInsertedOrUpdatedRows ?? 0) > 0 ? this.#countReactions(trx, r.message_id, 1) : null;
     });
   }
 
-  async removeReaction(messageId: string, userId: string, emoji: string): Promise<boolean> {
+  /** Remove a reaction; null when there was none, else the change's version. */
+  async removeReaction(messageId: string, userId: string, emoji: string): Promise<number | null> {
     return this.db.transaction().execute(async (trx) => {
       const res = await trx.deleteFrom('reactions').where('message_id', '=', messageId).where('user_id', '=', userId).where('emoji', '=', emoji).executeTakeFirst();
-      const removed = Number(res.numDeletedRows) > 0;
-      if (removed) await this.#countReactions(trx, messageId, -1);
-      return removed;
+      return Number(res.numDeletedRows) > 0 ? this.#countReactions(trx, messageId, -1) : null;
     });
   }
 
-  async #countReactions(trx: Kysely<DB>, messageId: string, delta: 1 | -1): Promise<void> {
+  async #countReactions(trx: Kysely<DB>, messageId: string, delta: 1 | -1): Promise<number> {
     await trx
       .updateTable('messages')
       .set((eb) => ({ reaction_count: eb('reaction_count', '+', delta) }))
       .where('id', '=', messageId)
       .execute();
-    await this.#touch(trx, messageId);
+    return this.#touch(trx, messageId);
   }
 }

@@ -11,6 +11,7 @@ import type { FilesService } from '../files/files.service.ts';
 import type { MessageJsonRow, MessageRow, MessagesRepo } from './messages.repo.ts';
 import { mentionedUserIds, parseMentions } from './mentions.ts';
 import { HistoryPageCache } from './page-cache.ts';
+import type { RealtimePublisher } from '../realtime/publisher.ts';
 import type { ListMessagesQuery, MessageDto, SendMessageBody } from './messages.schemas.ts';
 
 const notFound = () => new AppError('message.not_found', 'Message not found');
@@ -65,6 +66,17 @@ export function messagePageJson(page: MessagePageJson): string {
   return `{"data":[${page.data.join(',')}],"has_more_before":${page.has_more_before},"has_more_after":${page.has_more_after}}`;
 }
 
+/**
+ * A message as broadcast to everyone who may see it: serialized once for all, so nothing in it
+ * depends on the reader (`reactions[].me` is false; `reaction` events name who reacted).
+ */
+function forEveryone(dto: MessageDto): MessageDto {
+  return dto.reactions.some((r) => r.me) ? { ...dto, reactions: dto.reactions.map((r) => ({ ...r, me: false })) } : dto;
+}
+
+/** Whose view of messages: `reactions[].me` is for `userId` (none when null). */
+type Reader = Pick<Principal, 'orgId' | 'userId'>;
+
 /** The per-user send limit and the limiter that counts it. */
 export interface SendLimit {
   limiter: RateLimiter;
@@ -82,6 +94,7 @@ export class MessagesService {
     private readonly sendLimit: SendLimit,
     private readonly metrics: MessageMetrics,
     private readonly pages: HistoryPageCache = new HistoryPageCache(0),
+    private readonly realtime: RealtimePublisher | null = null,
   ) {}
 
   /** Hits and misses of the history page cache (tests, diagnostics). */
@@ -144,9 +157,11 @@ export class MessagesService {
     };
     const followers = root ? [...new Set([userId, ...(root.sender_type === 'user' && root.sender_id ? [root.sender_id] : [])])] : [];
     try {
-      const stored = await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id) });
+      const { message: stored, root: rootChange } = await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id) });
       this.metrics.sent(kind, stored.type);
-      return { message: toMessageDto(stored, { attachments }), replayed: false };
+      const dto = toMessageDto(stored, { attachments });
+      await this.#announceNew(p, kind, dto, stored.version_seq, mentioned, root && rootChange ? { ...root, ...rootChange } : null);
+      return { message: dto, replayed: false };
     } catch (err) {
       // A concurrent retry with the same client id won the race: return its message.
       if (clientId !== null && asUniqueViolation(err)) {
@@ -198,7 +213,7 @@ export class MessagesService {
    * The JSON of a page: reactions, attachments and thread participants loaded (one query each, for
    * the messages that have some) and written into the messages that have them.
    */
-  async #jsonPage(p: Principal, rows: MessageJsonRow[]): Promise<string[]> {
+  async #jsonPage(p: Reader, rows: MessageJsonRow[]): Promise<string[]> {
     const { reactions, participants, attachments } = await this.#extras(p, rows);
     return rows.map((r) => {
       if (r.reply_count === 0 && r.reaction_count === 0 && r.attachment_count === 0) return r.json;
@@ -211,7 +226,7 @@ export class MessagesService {
   }
 
   /** Per-page extras, queried only for the messages whose counters say they have some. */
-  async #extras(p: Principal, rows: Array<Pick<MessageRow, 'id' | 'reply_count' | 'reaction_count' | 'attachment_count'>>) {
+  async #extras(p: Reader, rows: Array<Pick<MessageRow, 'id' | 'reply_count' | 'reaction_count' | 'attachment_count'>>) {
     const ids = (f: (r: (typeof rows)[number]) => boolean) => rows.filter(f).map((r) => r.id);
     const [reactions, participants, attachments] = await Promise.all([
       this.repo.reactionsFor(ids((r) => r.reaction_count > 0), p.userId),
@@ -247,9 +262,11 @@ export class MessagesService {
     const any = parsed.usernames.length > 0 || parsed.channel || parsed.here;
     const mentioned = any ? mentionedUserIds(parsed, await this.conversations.memberDirectory(p.orgId, m.conversation_id), userId) : [];
     const mentions = any ? JSON.stringify({ users: mentioned, channel: parsed.channel, here: parsed.here }) : null;
-    await this.repo.update(p.orgId, id, { body, edited_at, mentions });
+    const version = await this.repo.update(p.orgId, id, { body, edited_at, mentions });
     await this.repo.replaceMentions(m, mentioned);
-    return (await this.#dtos(p, [{ ...m, body, edited_at, mentions }]))[0]!;
+    const dto = (await this.#dtos(p, [{ ...m, body, edited_at, mentions }]))[0]!;
+    this.realtime?.toConversation(m.conversation_id, 'message_update', forEveryone(dto), version);
+    return dto;
   }
 
   /** The author, the channel's owners and admins, or an org admin delete; a tombstone stays in history. */
@@ -261,9 +278,9 @@ export class MessagesService {
     if (!allowed) throw new AppError('forbidden', 'Only the author, the channel’s admins or an org admin can delete a message');
     if (c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
     if (m.deleted_at !== null) return;
-    await this.repo.update(p.orgId, id, { body: '', metadata: null, mentions: null, deleted_at: isoNow(this.clock) });
-    await this.repo.replaceMentions(m, []);
-    await this.repo.removeAttachments(p.orgId, id);
+    const deleted_at = isoNow(this.clock);
+    const version = await this.repo.tombstone(p.orgId, id, deleted_at);
+    this.realtime?.toConversation(m.conversation_id, 'message_delete', { id, conversation_id: m.conversation_id, seq: m.seq, parent_id: m.parent_id, deleted_at }, version);
   }
 
   /** A thread: its root and a page of replies (ascending by seq, after `after_seq`). */
@@ -284,9 +301,15 @@ export class MessagesService {
     if (!m) throw notFound();
     await this.#requireVisible(p, m, 'write');
     if (m.deleted_at !== null) throw new AppError('message.conflict', 'This message was deleted');
-    if (add) await this.repo.addReaction({ message_id: id, user_id: userId, emoji, org_id: p.orgId, created_at: isoNow(this.clock) });
-    else if (!(await this.repo.removeReaction(id, userId, emoji))) throw new AppError('not_found', 'You have not reacted with this emoji');
-    return (await this.#dtos(p, [m]))[0]!;
+    let version: number | null;
+    if (add) version = await this.repo.addReaction({ message_id: id, user_id: userId, emoji, org_id: p.orgId, created_at: isoNow(this.clock) });
+    else if ((version = await this.repo.removeReaction(id, userId, emoji)) === null) throw new AppError('not_found', 'You have not reacted with this emoji');
+    const dto = (await this.#dtos(p, [(await this.repo.getById(p.orgId, id)) ?? m]))[0]!;
+    if (version !== null) {
+      const count = dto.reactions.find((r) => r.emoji === emoji)?.count ?? 0;
+      this.realtime?.toConversation(m.conversation_id, 'reaction', { message_id: id, emoji, user_id: userId, action: add ? 'added' : 'removed', count }, version);
+    }
+    return dto;
   }
 
   /** Pin or unpin (members of the conversation). */
@@ -297,7 +320,8 @@ export class MessagesService {
     await this.#requireVisible(p, m, 'write');
     if (pinned && m.deleted_at !== null) throw new AppError('message.conflict', 'A deleted message cannot be pinned');
     const patch = pinned ? { pinned_at: m.pinned_at ?? isoNow(this.clock), pinned_by: m.pinned_by ?? userId } : { pinned_at: null, pinned_by: null };
-    await this.repo.update(p.orgId, id, patch);
+    const version = await this.repo.update(p.orgId, id, patch);
+    this.realtime?.toConversation(m.conversation_id, 'pin', { message_id: id, pinned, pinned_at: patch.pinned_at, pinned_by: patch.pinned_by }, version);
     return (await this.#dtos(p, [{ ...m, ...patch }]))[0]!;
   }
 
@@ -318,6 +342,38 @@ export class MessagesService {
   async #dtos(p: Principal, rows: MessageRow[]): Promise<MessageDto[]> {
     const { reactions, participants, attachments } = await this.#extras(p, rows);
     return rows.map((m) => toMessageDto(m, { reactions: reactions.get(m.id), participants: participants.get(m.id), attachments: attachments.get(m.id) }));
+  }
+
+  /**
+   * After a new message is stored: the message to the conversation's subscribers; in a direct or
+   * group conversation also to each participant's personal topic (gateways skip that copy for
+   * sockets subscribed to the conversation); a mention to each mentioned user; for a thread reply
+   * the root's new counters.
+   */
+  async #announceNew(p: Principal, kind: string, dto: MessageDto, version: number, mentioned: string[], root: MessageRow | null): Promise<void> {
+    const rt = this.realtime;
+    if (!rt) return;
+    rt.toConversation(dto.conversation_id, 'message', dto, version);
+    if (kind === 'direct' || kind === 'group') {
+      for (const m of await this.conversations.memberDirectory(p.orgId, dto.conversation_id)) rt.toUser(m.userId, 'message', dto, dto.conversation_id, version);
+    }
+    for (const userId of mentioned) rt.toUser(userId, 'mention', { conversation_id: dto.conversation_id, message: dto }, dto.conversation_id);
+    if (root) {
+      const rootDto = (await this.#dtos(p, [root]))[0]!;
+      rt.toConversation(dto.conversation_id, 'message_update', forEveryone(rootDto), root.version_seq);
+    }
+  }
+
+  /**
+   * What changed in a conversation after event seq `since` (realtime resume; the caller checked
+   * access): the current version and the changed messages as their JSON text, the same for every
+   * reader, oldest change first; `tooMany` when more than `limit` messages changed (refetch).
+   */
+  async changesSince(orgId: string, conversationId: string, since: number, limit: number): Promise<{ version: number; tooMany: boolean; changes: Array<{ version_seq: number; deleted: boolean; json: string }> }> {
+    const { version, rows } = await this.repo.changesSince(orgId, conversationId, since, limit + 1);
+    if (rows.length > limit) return { version, tooMany: true, changes: [] };
+    const jsons = await this.#jsonPage({ orgId, userId: null }, rows);
+    return { version, tooMany: false, changes: rows.map((r, i) => ({ version_seq: r.version_seq, deleted: r.deleted_at !== null, json: jsons[i]! })) };
   }
 
   /** Per-user send limit across conversations (a retry answered from the first message is not counted). */

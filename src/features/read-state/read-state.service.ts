@@ -1,3 +1,4 @@
+import type { RealtimePublisher } from '../realtime/publisher.ts';
 import { requireUser, type Principal } from '../../access/access.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { decodeCursor, encodeCursor } from '../../platform/cursor.ts';
@@ -13,6 +14,7 @@ export class ReadStateService {
     private readonly conversations: ConversationsService,
     private readonly messages: MessagesService,
     private readonly clock: Clock,
+    private readonly realtime: RealtimePublisher | null = null,
   ) {}
 
   /** Mark a conversation read up to a message of it (default: the latest). Moving back marks as unread. */
@@ -28,7 +30,12 @@ export class ReadStateService {
     }
     await this.repo.setReadSeq(conversationId, userId, seq);
     const [row] = (await this.repo.conversations(p.orgId, userId, { onlyUnread: false, limit: 1_000 })).filter((r) => r.conversation_id === conversationId);
-    return { conversation_id: conversationId, last_read_seq: seq, unread: row?.unread ?? 0, mentions: row?.mentions ?? 0 };
+    const result = { conversation_id: conversationId, last_read_seq: seq, unread: row?.unread ?? 0, mentions: row?.mentions ?? 0 };
+    // The reader's other devices update their counters; in a direct or group conversation the
+    // others see the receipt.
+    this.realtime?.toUser(userId, 'read', result, conversationId);
+    if (c.kind === 'direct' || c.kind === 'group') this.realtime?.toConversation(conversationId, 'read', { user_id: userId, last_read_seq: seq });
+    return result;
   }
 
   async unread(p: Principal) {

@@ -1,0 +1,508 @@
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import type { Principal } from '../../access/access.ts';
+import type { Invalidation } from '../../access/principal-cache.ts';
+import { INVALIDATION_TOPIC } from '../../access/principal-cache.ts';
+import type { EventBus } from '../../bus/event-bus.ts';
+import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import type { Clock } from '../../platform/clock.ts';
+import { AppError } from '../../platform/errors.ts';
+import { newId } from '../../platform/ids.ts';
+import type { Authenticator, Credentials } from '../auth/authenticator.ts';
+import type { ConversationsService } from '../conversations/conversations.service.ts';
+import type { MessagesService } from '../messages/messages.service.ts';
+import type { ReadStateService } from '../read-state/read-state.service.ts';
+import { ConversationFeed, type FeedSubscriber } from './feed.ts';
+import type { PresenceService } from './presence.ts';
+import { envelope, parseFrame, type RealtimePublisher, topics } from './publisher.ts';
+import type { RealtimeMetrics } from './realtime.metrics.ts';
+import { parseClientMessage, type ClientMessage } from './protocol.ts';
+
+/** Close codes (README, "Realtime"): they mirror HTTP statuses. */
+export const CLOSE = {
+  /** No or invalid credentials, or the session ended: get a new token, then reconnect. */
+  unauthorized: 4401,
+  /** Origin not allowed: do not reconnect. */
+  forbidden: 4403,
+  /** No pong to the server's ping in time: reconnect at once (with resume). */
+  timeout: 4408,
+  /** Too many connections or messages: reconnect after a back-off. */
+  tooMany: 4429,
+} as const;
+
+export interface GatewayConfig {
+  allowedOrigins: string[] | '*';
+  heartbeatMs: number;
+  maxBufferedBytes: number;
+  resumeLimit: number;
+  connectLimit: { max: number; windowMs: number };
+  messageLimit: { max: number; windowMs: number };
+  typingThrottleMs: number;
+  typingTtlMs: number;
+  idleAfterMs: number;
+  gapWaitMs: number;
+  fanoutChunk: number;
+}
+
+export interface GatewayDeps {
+  bus: EventBus;
+  authenticator: Authenticator;
+  conversations: ConversationsService;
+  messages: MessagesService;
+  readState: ReadStateService;
+  presence: PresenceService;
+  publisher: RealtimePublisher;
+  limiter: RateLimiter;
+  clock: Clock;
+  metrics: RealtimeMetrics;
+  log: { warn(obj: object, msg: string): void };
+  config: GatewayConfig;
+}
+
+interface Subscription extends FeedSubscriber {
+  conversationId: string;
+  /** While a resume replays from the database, live events wait here. */
+  buffer: Array<{ json: string; seq: number | undefined }> | null;
+}
+
+/** One WebSocket connection. */
+class Connection {
+  readonly id = newId();
+  readonly subs = new Map<string, Subscription>();
+  readonly unsubscribers: Array<() => Promise<void>> = [];
+  alive = true;
+  idle = false;
+  lastActivity: number;
+  closed = false;
+  #corked = false;
+
+  constructor(
+    readonly ws: WebSocket,
+    public principal: Principal,
+    readonly credentials: Credentials,
+    readonly gateway: Gateway,
+    now: number,
+  ) {
+    this.lastActivity = now;
+  }
+
+  get userId(): string {
+    return this.principal.userId!;
+  }
+
+  /**
+   * Queue a frame. Writes are corked and flushed once per event-loop turn (many frames, one
+   * write); a client whose unread backlog passes the limit is cut off, so it cannot slow others.
+   */
+  send(json: string): void {
+    if (this.closed) return;
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!this.#corked && socket) {
+      socket.cork();
+      this.#corked = true;
+      this.gateway.scheduleFlush(this);
+    }
+    this.ws.send(json);
+    this.gateway.metrics.deliveries.inc();
+    if (this.ws.bufferedAmount > this.gateway.config.maxBufferedBytes) this.gateway.dropSlow(this);
+  }
+
+  flush(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    (this.ws as unknown as { _socket?: { uncork(): void } })._socket?.uncork();
+  }
+}
+
+/**
+ * The realtime gateway of one node: WebSocket connections, their subscriptions, and the bus.
+ * Conversation events come through one ConversationFeed per conversation (ordered, gapless,
+ * serialized once); personal (`user:<id>`) and organization (`org:<id>`: presence) topics are
+ * subscribed per connection. See README "Realtime" for the protocol.
+ */
+export class Gateway {
+  readonly connections = new Set<Connection>();
+  readonly #byUser = new Map<string, Set<Connection>>();
+  readonly #feeds = new Map<string, { feed: ConversationFeed; unsubscribe: Promise<() => Promise<void>> }>();
+  readonly #toFlush = new Set<Connection>();
+  #flushScheduled = false;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #unsubInvalidation: (() => Promise<void>) | undefined;
+  readonly #typingSent = new Map<string, number>();
+
+  constructor(private readonly deps: GatewayDeps) {}
+
+  get config(): GatewayConfig {
+    return this.deps.config;
+  }
+
+  get metrics(): RealtimeMetrics {
+    return this.deps.metrics;
+  }
+
+  async start(): Promise<void> {
+    this.#unsubInvalidation = await this.deps.bus.subscribe(INVALIDATION_TOPIC, (payload) => this.#onInvalidation(payload));
+    this.#heartbeat = setInterval(() => void this.#tick(), this.config.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    await this.#unsubInvalidation?.();
+    for (const c of [...this.connections]) c.ws.close(1001, 'server shutting down');
+    for (const c of [...this.connections]) await this.#cleanup(c);
+    for (const { feed, unsubscribe } of this.#feeds.values()) {
+      feed.stop();
+      await (await unsubscribe)();
+    }
+    this.#feeds.clear();
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  /** A socket just upgraded: check origin, limits and credentials, then serve it. */
+  async accept(ws: WebSocket, req: IncomingMessage, ip: string): Promise<void> {
+    const origin = req.headers.origin;
+    if (origin !== undefined && this.config.allowedOrigins !== '*' && !this.config.allowedOrigins.includes(origin)) {
+      this.metrics.rejected.inc({ reason: 'origin' });
+      return ws.close(CLOSE.forbidden, 'origin not allowed');
+    }
+    const { max, windowMs } = this.config.connectLimit;
+    if (max > 0) {
+      const w = await this.deps.limiter.hit(`ws:connect:${ip}`, windowMs);
+      if (w.count > max) {
+        this.metrics.rejected.inc({ reason: 'rate_limited' });
+        return ws.close(CLOSE.tooMany, 'too many connections');
+      }
+    }
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const token = url.searchParams.get('token');
+    const authorization = token ? `Bearer ${token}` : req.headers.authorization;
+    const credentials: Credentials = { authorization, apiKey: header(req, 'x-api-key'), onBehalfOf: header(req, 'x-on-behalf-of') };
+    // Frames sent before authentication completes are held by ws until we listen; nothing is lost.
+    ws.pause?.();
+    let principal: Principal;
+    try {
+      principal = await this.deps.authenticator.authenticate(credentials);
+      if (principal.userId === null) throw new AppError('auth.user_required', 'A user is needed');
+    } catch {
+      this.metrics.rejected.inc({ reason: 'unauthorized' });
+      // Reading again, so that the client's answer to the close frame is seen and the socket ends now.
+      ws.resume?.();
+      return ws.close(CLOSE.unauthorized, 'unauthorized');
+    }
+    if (ws.readyState !== ws.OPEN) return;
+    const conn = new Connection(ws, principal, credentials, this, this.deps.clock.now());
+    this.connections.add(conn);
+    let set = this.#byUser.get(conn.userId);
+    if (!set) this.#byUser.set(conn.userId, (set = new Set()));
+    set.add(conn);
+    this.metrics.connections.inc();
+
+    ws.on('message', (data, isBinary) => void this.#onMessage(conn, isBinary ? null : data.toString()));
+    ws.on('pong', () => {
+      conn.alive = true;
+    });
+    ws.on('close', () => void this.#cleanup(conn));
+    ws.on('error', () => ws.terminate());
+    ws.resume?.();
+
+    conn.unsubscribers.push(await this.deps.bus.subscribe(topics.user(conn.userId), (frame) => this.#onPersonal(conn, frame)));
+    conn.unsubscribers.push(await this.deps.bus.subscribe(topics.org(principal.orgId), (frame) => conn.send(parseFrame(frame).json)));
+    conn.send(envelope('hello', { connection_id: conn.id, user_id: conn.userId, heartbeat_ms: this.config.heartbeatMs }, this.#now()));
+    await this.deps.presence.connected(principal, conn.id).catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'presence: connect failed'));
+  }
+
+  async #cleanup(conn: Connection): Promise<void> {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.connections.delete(conn);
+    this.#toFlush.delete(conn);
+    const set = this.#byUser.get(conn.userId);
+    set?.delete(conn);
+    if (set?.size === 0) this.#byUser.delete(conn.userId);
+    this.metrics.connections.dec();
+    for (const id of [...conn.subs.keys()]) this.#unsubscribe(conn, id);
+    for (const u of conn.unsubscribers.splice(0)) await u().catch(() => undefined);
+    await this.deps.presence.disconnected(conn.principal, conn.id).catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'presence: disconnect failed'));
+  }
+
+  scheduleFlush(conn: Connection): void {
+    this.#toFlush.add(conn);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      for (const c of this.#toFlush) c.flush();
+      this.#toFlush.clear();
+    });
+  }
+
+  /** A client that does not read: its backlog is dropped with the connection (it is not reading a close frame either). */
+  dropSlow(conn: Connection): void {
+    if (conn.closed) return;
+    this.metrics.slowClients.inc();
+    conn.ws.terminate();
+    void this.#cleanup(conn);
+  }
+
+  /** Heartbeat: ping every socket; one that did not answer the previous ping is gone. Also idle → away. */
+  async #tick(): Promise<void> {
+    const now = this.deps.clock.now();
+    for (const c of this.connections) {
+      if (!c.alive) {
+        c.ws.close(CLOSE.timeout, 'heartbeat timeout');
+        c.ws.terminate();
+        void this.#cleanup(c);
+        continue;
+      }
+      c.alive = false;
+      c.ws.ping();
+      const idle = now - c.lastActivity > this.config.idleAfterMs;
+      if (idle !== c.idle) {
+        c.idle = idle;
+        await this.deps.presence.activity(c.principal, c.id, idle).catch(() => undefined);
+      }
+    }
+    await this.deps.presence.heartbeat([...this.connections].map((c) => ({ userId: c.userId, connId: c.id, idle: c.idle }))).catch(() => undefined);
+  }
+
+  // ------------------------------------------------------------------ client messages
+
+  async #onMessage(conn: Connection, text: string | null): Promise<void> {
+    const { max, windowMs } = this.config.messageLimit;
+    if (max > 0) {
+      const w = this.deps.limiter.hitNow ? this.deps.limiter.hitNow(`ws:msg:${conn.id}`, windowMs) : await this.deps.limiter.hit(`ws:msg:${conn.id}`, windowMs);
+      if (w.count > max) return conn.ws.close(CLOSE.tooMany, 'too many messages');
+    }
+    conn.alive = true;
+    conn.lastActivity = this.deps.clock.now();
+    if (conn.idle) {
+      conn.idle = false;
+      void this.deps.presence.activity(conn.principal, conn.id, false).catch(() => undefined);
+    }
+    const parsed = parseClientMessage(text);
+    if ('error' in parsed) return conn.send(envelope('error', { code: 'validation.failed', message: parsed.error }, this.#now(), undefined, undefined, parsed.id));
+    const msg = parsed.message;
+    const channelId = 'channel_id' in msg ? msg.channel_id : undefined;
+    try {
+      const payload = await this.#handle(conn, msg);
+      if (payload !== undefined) conn.send(envelope('ack', payload, this.#now(), channelId, undefined, msg.id));
+    } catch (err) {
+      const e = err instanceof AppError ? { code: err.code, message: err.message } : { code: 'internal', message: 'Something went wrong' };
+      if (!(err instanceof AppError)) this.deps.log.warn({ err: String(err) }, 'realtime: message failed');
+      conn.send(envelope('error', e, this.#now(), channelId, undefined, msg.id));
+    }
+  }
+
+  /** Handles one client message; the returned payload is acknowledged (undefined: no ack). */
+  async #handle(conn: Connection, msg: ClientMessage): Promise<unknown> {
+    switch (msg.type) {
+      case 'ping':
+        conn.send(envelope('pong', {}, this.#now(), undefined, undefined, msg.id));
+        return undefined;
+      case 'subscribe':
+        return this.#subscribe(conn, msg.channel_id, msg.since_seq);
+      case 'unsubscribe':
+        this.#unsubscribe(conn, msg.channel_id);
+        return { channel_id: msg.channel_id };
+      case 'typing':
+        await this.#typing(conn, msg.channel_id);
+        return undefined;
+      case 'send_message': {
+        const { message, replayed } = await this.deps.messages.send(conn.principal, msg.channel_id, msg.payload);
+        return { message, replayed };
+      }
+      case 'mark_read':
+        return this.deps.readState.markRead(conn.principal, msg.channel_id, msg.payload?.message_id);
+    }
+  }
+
+  // ------------------------------------------------------------------ subscriptions
+
+  /**
+   * Subscribe (access checked). With `since_seq`, everything that changed after it is replayed from
+   * the database first — or `resync_required` when more changed than the resume limit — then live
+   * events follow with no gap and no duplicate: they are buffered from before the database read.
+   */
+  async #subscribe(conn: Connection, conversationId: string, sinceSeq: number | undefined): Promise<unknown> {
+    const c = await this.deps.conversations.requireConversation(conn.principal, conversationId, 'read');
+    if (conn.subs.has(conversationId)) this.#unsubscribe(conn, conversationId);
+    const feed = await this.#feed(conversationId, c.org_id);
+    const sub: Subscription = {
+      conversationId,
+      from: Number.MAX_SAFE_INTEGER,
+      buffer: [],
+      deliver: (json, seq) => {
+        if (sub.buffer) sub.buffer.push({ json, seq });
+        else conn.send(json);
+      },
+    };
+    conn.subs.set(conversationId, sub);
+    feed.feed.subscribers.add(sub);
+    let from: number;
+    let replayed = 0;
+    let resync = false;
+    if (sinceSeq === undefined) {
+      from = (await this.deps.messages.changesSince(conn.principal.orgId, conversationId, Number.MAX_SAFE_INTEGER, 0)).version;
+    } else {
+      const r = await this.deps.messages.changesSince(conn.principal.orgId, conversationId, sinceSeq, this.config.resumeLimit);
+      from = r.version;
+      if (r.tooMany) {
+        resync = true;
+        this.metrics.resyncs.inc();
+        conn.send(envelope('resync_required', { channel_id: conversationId, seq: r.version, reason: `more than ${this.config.resumeLimit} messages changed` }, this.#now(), conversationId));
+      } else {
+        for (const ch of r.changes) {
+          const json = ch.deleted
+            ? envelope('message_delete', { id: JSON.parse(ch.json).id, conversation_id: conversationId, replayed: true }, this.#now(), conversationId, ch.version_seq)
+            : `{"type":"message","channel_id":${JSON.stringify(conversationId)},"payload":${ch.json},"timestamp":"${this.#now().toISOString()}","seq":${ch.version_seq},"replayed":true}`;
+          conn.send(json);
+        }
+        replayed = r.changes.length;
+        if (replayed) this.metrics.replays.inc(replayed);
+      }
+    }
+    feed.feed.start(from);
+    if (!conn.subs.has(conversationId) || conn.subs.get(conversationId) !== sub) return undefined;
+    sub.from = from;
+    const waiting = sub.buffer ?? [];
+    sub.buffer = null;
+    for (const e of waiting) {
+      if (e.seq !== undefined) {
+        if (e.seq <= sub.from) continue;
+        sub.from = e.seq;
+      }
+      conn.send(e.json);
+    }
+    return { channel_id: conversationId, seq: sub.from, replayed, resync_required: resync };
+  }
+
+  #unsubscribe(conn: Connection, conversationId: string): void {
+    const sub = conn.subs.get(conversationId);
+    if (!sub) return;
+    conn.subs.delete(conversationId);
+    const entry = this.#feeds.get(conversationId);
+    if (!entry) return;
+    entry.feed.subscribers.delete(sub);
+    if (entry.feed.subscribers.size === 0) {
+      this.#feeds.delete(conversationId);
+      entry.feed.stop();
+      void entry.unsubscribe.then((u) => u());
+    }
+  }
+
+  async #feed(conversationId: string, orgId: string) {
+    let entry = this.#feeds.get(conversationId);
+    if (entry) {
+      await entry.unsubscribe;
+      return entry;
+    }
+    const feed = new ConversationFeed(
+      async (since) => {
+        const r = await this.deps.messages.changesSince(orgId, conversationId, since, this.config.resumeLimit);
+        if (r.tooMany) {
+          // Too far behind (e.g. the bus was down for long): subscribers must refetch.
+          this.metrics.resyncs.inc();
+          return { version: r.version, events: [{ seq: r.version, json: envelope('resync_required', { channel_id: conversationId, seq: r.version }, this.#now(), conversationId, r.version) }] };
+        }
+        this.metrics.replays.inc(r.changes.length);
+        return {
+          version: r.version,
+          events: r.changes.map((ch) => ({
+            seq: ch.version_seq,
+            json: ch.deleted
+              ? envelope('message_delete', { id: JSON.parse(ch.json).id, conversation_id: conversationId, replayed: true }, this.#now(), conversationId, ch.version_seq)
+              : `{"type":"message","channel_id":${JSON.stringify(conversationId)},"payload":${ch.json},"timestamp":"${this.#now().toISOString()}","seq":${ch.version_seq},"replayed":true}`,
+          })),
+        };
+      },
+      { gapWaitMs: this.config.gapWaitMs, chunk: this.config.fanoutChunk, onError: (err) => this.deps.log.warn({ err: String(err) }, 'realtime: gap fill failed') },
+    );
+    const unsubscribe = this.deps.bus.subscribe(topics.conversation(conversationId), (frame) => {
+      const { seq, json } = parseFrame(frame);
+      feed.onEvent(seq, json);
+    });
+    entry = { feed, unsubscribe };
+    this.#feeds.set(conversationId, entry);
+    await unsubscribe;
+    return entry;
+  }
+
+  /** Typing: members only, at most one event per user and conversation per throttle window; clients expire it. */
+  async #typing(conn: Connection, conversationId: string): Promise<void> {
+    const key = `${conn.userId}:${conversationId}`;
+    const now = this.deps.clock.now();
+    const last = this.#typingSent.get(key);
+    if (last !== undefined && now - last < this.config.typingThrottleMs) return;
+    // Taken before the access check, so two typing frames in a row cannot both pass.
+    this.#typingSent.set(key, now);
+    try {
+      await this.deps.conversations.requireConversation(conn.principal, conversationId, 'write');
+    } catch (err) {
+      this.#typingSent.delete(key);
+      throw err;
+    }
+    if (this.#typingSent.size > 10_000) for (const [k, t] of this.#typingSent) if (now - t >= this.config.typingThrottleMs) this.#typingSent.delete(k);
+    this.deps.publisher.toConversation(conversationId, 'typing', { user_id: conn.userId, expires_in_ms: this.config.typingTtlMs });
+  }
+
+  // ------------------------------------------------------------------ personal topic, invalidations
+
+  #onPersonal(conn: Connection, frame: string): void {
+    const { json } = parseFrame(frame);
+    // A direct or group message also comes on the personal topic: skip it when subscribed to the conversation.
+    if (json.startsWith('{"type":"message",')) {
+      const channel = /^\{"type":"message","channel_id":"([^"]+)"/.exec(json)?.[1];
+      if (channel && conn.subs.has(channel)) return;
+    }
+    if (json.startsWith('{"type":"membership",')) {
+      const e = JSON.parse(json) as { channel_id?: string; payload: { action: string } };
+      if (e.payload.action === 'removed' && e.channel_id) {
+        this.#unsubscribe(conn, e.channel_id);
+      }
+    }
+    conn.send(json);
+  }
+
+  /** Sessions ended, users changed: re-check the credentials of matching sockets; failures are closed with 4401. */
+  #onInvalidation(payload: string): void {
+    let sel: Invalidation;
+    try {
+      sel = JSON.parse(payload) as Invalidation;
+    } catch {
+      return;
+    }
+    const matching = [...this.connections].filter(
+      (c) =>
+        (sel.orgId !== undefined && c.principal.orgId === sel.orgId) ||
+        (sel.userId !== undefined && c.principal.userId === sel.userId) ||
+        (sel.sessionId !== undefined && c.principal.sessionId === sel.sessionId) ||
+        (sel.apiKeyId !== undefined && c.principal.apiKeyId === sel.apiKeyId),
+    );
+    if (matching.length === 0) return;
+    // After every other handler of this message (the principal cache drops its entries first).
+    setImmediate(() => {
+      for (const c of matching) {
+        this.deps.authenticator.authenticate(c.credentials).then(
+          (p) => {
+            c.principal = p;
+          },
+          () => {
+            c.ws.close(CLOSE.unauthorized, 'session ended');
+            void this.#cleanup(c);
+          },
+        );
+      }
+    });
+  }
+
+  #now(): Date {
+    return new Date(this.deps.clock.now());
+  }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}

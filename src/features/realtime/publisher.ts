@@ -1,0 +1,72 @@
+import type { EventBus } from '../../bus/event-bus.ts';
+import type { Clock } from '../../platform/clock.ts';
+
+/** Bus topics of the realtime gateway. */
+export const topics = {
+  conversation: (id: string) => `conv:${id}`,
+  user: (id: string) => `user:${id}`,
+  org: (id: string) => `org:${id}`,
+};
+
+/**
+ * Server → client event types (DESIGN.md). Conversation events that change stored messages carry
+ * the conversation's event `seq` (its messages_version after the change): message,
+ * message_update, message_delete, reaction, pin. The others are not replayed on resume.
+ */
+export type ServerEventType =
+  | 'message'
+  | 'message_update'
+  | 'message_delete'
+  | 'reaction'
+  | 'pin'
+  | 'read'
+  | 'typing'
+  | 'presence'
+  | 'member_join'
+  | 'member_leave'
+  | 'membership'
+  | 'conversation_new'
+  | 'conversation_update'
+  | 'mention';
+
+/**
+ * Publishes every change to the gateways of every node, after the change is committed. The event
+ * is serialized here, once, into the exact text clients receive; on the bus it travels as
+ * `<seq>\n<envelope JSON>` (seq empty for events without one) so that gateways order and dedupe
+ * conversation events without parsing them.
+ */
+export class RealtimePublisher {
+  constructor(
+    private readonly bus: EventBus,
+    private readonly clock: Clock,
+    private readonly onError: (err: unknown) => void = () => undefined,
+  ) {}
+
+  toConversation(conversationId: string, type: ServerEventType, payload: unknown, seq?: number): void {
+    this.#publish(topics.conversation(conversationId), envelope(type, payload, new Date(this.clock.now()), conversationId, seq), seq);
+  }
+
+  toUser(userId: string, type: ServerEventType, payload: unknown, conversationId?: string, seq?: number): void {
+    this.#publish(topics.user(userId), envelope(type, payload, new Date(this.clock.now()), conversationId, seq), seq);
+  }
+
+  toOrg(orgId: string, type: ServerEventType, payload: unknown): void {
+    this.#publish(topics.org(orgId), envelope(type, payload, new Date(this.clock.now())), undefined);
+  }
+
+  #publish(topic: string, json: string, seq: number | undefined): void {
+    this.bus.publish(topic, `${seq ?? ''}\n${json}`).catch(this.onError);
+  }
+}
+
+/** The envelope of DESIGN.md: { type, channel_id?, payload, timestamp, seq? }. */
+export function envelope(type: string, payload: unknown, now: Date, channelId?: string, seq?: number, id?: string): string {
+  return JSON.stringify({ type, ...(channelId === undefined ? {} : { channel_id: channelId }), payload, timestamp: now.toISOString(), ...(seq === undefined ? {} : { seq }), ...(id === undefined ? {} : { id }) });
+}
+
+/** Splits a bus frame into its seq (undefined when none) and the envelope text. */
+export function parseFrame(frame: string): { seq: number | undefined; json: string } {
+  const nl = frame.indexOf('\n');
+  const head = frame.slice(0, nl);
+  return { seq: head === '' ? undefined : Number(head), json: frame.slice(nl + 1) };
+}

@@ -34,7 +34,7 @@ import { MemoryEventBus } from './bus/memory-event-bus.ts';
 import { RedisEventBus } from './bus/redis-event-bus.ts';
 import { MemoryRateLimiter } from './limits/memory-rate-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
-import { RedisRateLimiter } from './limits/redis-rate-limiter.ts';
+import { RedisRateLimiterWithFallback } from './limits/redis-rate-limiter.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import type { Database } from './storage/db.ts';
 
@@ -59,7 +59,7 @@ export function createServices(deps: ServiceDeps) {
   const clock = deps.clock ?? systemClock;
   const { db } = deps.database;
   const prefix = deps.redisPrefix ?? 'parley:';
-  const limiter: RateLimiter = deps.redis ? new RedisRateLimiter(deps.redis, prefix) : new MemoryRateLimiter(() => clock.now());
+  const limiter: RateLimiter = deps.redis ? new RedisRateLimiterWithFallback(deps.redis, prefix, () => clock.now(), deps.onBackgroundError) : new MemoryRateLimiter(() => clock.now());
   const bus: EventBus = deps.redis ? new RedisEventBus(deps.redis, prefix, deps.onBackgroundError) : new MemoryEventBus(deps.onBackgroundError);
   const principals = new PrincipalCache(bus, deps.config.authCacheTtlMs, () => clock.now());
 

@@ -15,6 +15,11 @@ export interface EventBus {
   subscribe(topic: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
   /** Stop delivering and release connections owned by the bus. */
   close(): Promise<void>;
+  /**
+   * Called after the bus was cut off from other nodes and is connected again (messages may have
+   * been missed meanwhile: see the at-most-once guarantee). Never called by a single-node bus.
+   */
+  onReconnect?(handler: () => void): void;
 }
 
 /** Local subscriber registry shared by the implementations. */

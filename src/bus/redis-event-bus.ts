@@ -21,6 +21,23 @@ export class RedisEventBus implements EventBus {
     this.#sub = pub.duplicate();
     this.#sub.on('error', (err) => this.onError(err));
     this.#sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel.toString(), message.toString()));
+    // ioredis resubscribes by itself after a reconnect; listeners learn that they may have missed messages.
+    this.#sub.on('close', () => {
+      this.#wasConnected = this.#wasConnected || this.#everReady;
+    });
+    this.#sub.on('ready', () => {
+      if (this.#everReady && this.#wasConnected) for (const h of this.#reconnectHandlers) h();
+      this.#everReady = true;
+      this.#wasConnected = false;
+    });
+  }
+
+  #everReady = false;
+  #wasConnected = false;
+  readonly #reconnectHandlers: Array<() => void> = [];
+
+  onReconnect(handler: () => void): void {
+    this.#reconnectHandlers.push(handler);
   }
 
   async publish(topic: string, payload: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { MemoryRateLimiter } from './memory-rate-limiter.ts';
 import type { RateLimiter, RateWindow } from './rate-limiter.ts';
 
 // INCR and set the expiry on the first hit, atomically; return the count and the time left.
@@ -36,6 +37,52 @@ export class RedisRateLimiter implements RateLimiter {
 
   #key(key: string): string {
     return `${this.prefix}rl:${key}`;
+  }
+}
+
+/**
+ * The Redis limiter, falling back to per-process counting while Redis is unreachable: a request
+ * is then limited by this node's counters instead of failing (or waiting for Redis to come back).
+ * Limits are looser during an outage (each node counts alone) and shared again once it is over.
+ */
+export class RedisRateLimiterWithFallback implements RateLimiter {
+  readonly #redis: RedisRateLimiter;
+  readonly #local: MemoryRateLimiter;
+
+  constructor(
+    private readonly client: Redis,
+    prefix = 'parley:',
+    now: () => number = Date.now,
+    private readonly onFallback: (err: unknown) => void = () => undefined,
+  ) {
+    this.#redis = new RedisRateLimiter(client, prefix);
+    this.#local = new MemoryRateLimiter(now);
+  }
+
+  hit(key: string, windowMs: number): Promise<RateWindow> {
+    return this.#either((l) => l.hit(key, windowMs));
+  }
+
+  peek(key: string): Promise<RateWindow> {
+    return this.#either((l) => l.peek(key));
+  }
+
+  async reset(key: string): Promise<void> {
+    await Promise.all([this.#either((l) => l.reset(key)), this.#local.reset(key)]);
+  }
+
+  close(): Promise<void> {
+    return this.#local.close();
+  }
+
+  async #either<T>(op: (l: RateLimiter) => Promise<T>): Promise<T> {
+    if (this.client.status !== 'ready') return op(this.#local);
+    try {
+      return await op(this.#redis);
+    } catch (err) {
+      this.onFallback(err);
+      return op(this.#local);
+    }
   }
 }
 

@@ -1,50 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { freePort, waitUntil } from '../helpers/process.ts';
+import { post, ROOT, startServer, stop, type Running } from '../helpers/server-process.ts';
 import { newTestDb, testDialects } from '../helpers/new-test-db.ts';
-
-const ROOT = resolve(import.meta.dirname, '..', '..');
-
-interface Running {
-  proc: ChildProcess;
-  base: string;
-  metrics: string;
-  output: () => string;
-}
-
-/** Start `src/main.ts` as the README's `npm start` does (tsx), in its own process. */
-async function startServer(env: Record<string, string>): Promise<Running> {
-  const port = await freePort();
-  const metricsPort = await freePort();
-  let out = '';
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const base = `http://127.0.0.1:${port}`;
-  await waitUntil('server start', async () => (await fetch(`${base}/health`).catch(() => null))?.ok === true, {
-    timeoutMs: 30_000,
-    failure: () => (proc.exitCode !== null ? `exited ${proc.exitCode}: ${out}` : undefined),
-  });
-  return { proc, base, metrics: `http://127.0.0.1:${metricsPort}/metrics`, output: () => out };
-}
-
-async function stop(r: Running): Promise<number | null> {
-  if (r.proc.exitCode !== null) return r.proc.exitCode;
-  const exited = new Promise<number | null>((res) => r.proc.once('exit', (code) => res(code)));
-  r.proc.kill('SIGTERM');
-  return exited;
-}
-
-const post = (base: string, path: string, body: unknown, token?: string) =>
-  fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
 
 describe('the server as a process (npm start)', () => {
   it('starts on an empty data folder: creates and migrates SQLite, seeds demo users, serves metrics, stops cleanly on SIGTERM', async () => {

@@ -98,8 +98,13 @@ export class ConversationFeed {
     this.#gapTimer.unref();
   }
 
-  async #fillGap(): Promise<void> {
-    if (this.#last === undefined || this.#early.size === 0) return;
+  /** Read what changed since the last delivered event from the database (after the bus was cut off). */
+  catchUp(): Promise<void> {
+    return this.#fillGap(true);
+  }
+
+  async #fillGap(force = false): Promise<void> {
+    if (this.#last === undefined || this.#filling || (!force && this.#early.size === 0)) return;
     this.#filling = true;
     try {
       const { version, events } = await this.fill(this.#last);

@@ -142,6 +142,10 @@ export class Gateway {
 
   async start(): Promise<void> {
     this.#unsubInvalidation = await this.deps.bus.subscribe(INVALIDATION_TOPIC, (payload) => this.#onInvalidation(payload));
+    // Back from a bus outage: events of other nodes may be lost; every feed reads what it missed.
+    this.deps.bus.onReconnect?.(() => {
+      for (const { feed } of this.#feeds.values()) void feed.catchUp();
+    });
     this.#heartbeat = setInterval(() => void this.#tick(), this.config.heartbeatMs);
     this.#heartbeat.unref();
   }

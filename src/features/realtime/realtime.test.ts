@@ -232,3 +232,49 @@ describe('realtime: a client that does not read is cut off; the others keep rece
     }
   });
 });
+
+describe('realtime: heartbeats, frame size, personal topic', () => {
+  it('closes a connection that stops answering pings (4408), refuses oversized frames, and delivers DMs on the personal topic once', async () => {
+    const t = await newTestApp({ env: { RATE_LIMIT_MAX: '0', WS_HEARTBEAT_MS: '150', WS_MAX_FRAME_BYTES: '4096' } });
+    const sockets: TestSocket[] = [];
+    try {
+      const base = await listening(t);
+      const org = await makeOrg(t.services);
+      const alice = await makeUser(t.app, t.services, org.id, 'member');
+      const bob = await makeUser(t.app, t.services, org.id, 'member');
+      const gauge = async () => Number(/chat_websocket_connections (\d+)/.exec(await t.app.metrics.registry.getSingleMetricAsString('chat_websocket_connections'))?.[1]);
+
+      // A client whose pongs never come (its socket stops reading) is dropped after about two intervals.
+      const dead = await TestSocket.connect(base, alice.token);
+      sockets.push(dead);
+      assert.equal(await gauge(), 1);
+      (dead.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const started = Date.now();
+      while ((await gauge()) !== 0 && Date.now() - started < 3000) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await gauge(), 0, 'the server let go of the dead connection');
+      assert.ok(Date.now() - started < 3000);
+
+      // A frame above WS_MAX_FRAME_BYTES closes the connection with 1009 (message too big).
+      const big = await TestSocket.connect(base, alice.token);
+      sockets.push(big);
+      big.send({ type: 'ping', id: 'p', pad: 'z'.repeat(8000) });
+      assert.equal((await big.closed).code, 1009);
+
+      // A DM reaches the other person without subscribing (personal topic), and only once when subscribed.
+      const dm = await call(t.app, 'POST', '/api/v1/dm', { token: alice.token, body: { user_id: bob.id } });
+      assert.ok(dm.statusCode < 300, dm.body);
+      const dmId = dm.data.conversation?.id ?? dm.data.id;
+      const b = await TestSocket.connect(base, bob.token);
+      sockets.push(b);
+      const first = await call(t.app, 'POST', `/api/v1/channels/${dmId}/messages`, { token: alice.token, body: { body: 'psst' } });
+      assert.equal((await b.next((f) => f.type === 'message')).payload.id, first.data.id);
+      await b.request({ type: 'subscribe', channel_id: dmId });
+      const second = await call(t.app, 'POST', `/api/v1/channels/${dmId}/messages`, { token: alice.token, body: { body: 'again' } });
+      await b.next((f) => f.type === 'message' && f.payload.id === second.data.id);
+      assert.deepEqual(await b.collect(200, (f) => f.type === 'message' && f.payload.id === second.data.id), [], 'one copy only');
+    } finally {
+      for (const s of sockets) s.ws.terminate();
+      await t.close();
+    }
+  });
+});

@@ -47,9 +47,14 @@ export class ConversationFeed {
     return this.#last;
   }
 
-  /** The stream position is known (from a database read made after the feed existed). */
+  /**
+   * The stream position is known (from a database read made after the feed existed). Only the first
+   * call counts: a later subscriber's read can be ahead of events still on the bus, and moving the
+   * feed to it would skip them for the subscribers already here (the later one's `from` keeps it
+   * from getting what it read itself; a gap is filled as usual).
+   */
   start(version: number): void {
-    if (this.#last !== undefined && this.#last >= version) return;
+    if (this.#last !== undefined) return;
     this.#last = version;
     for (const seq of [...this.#early.keys()]) if (seq <= version) this.#early.delete(seq);
     this.#drain();

@@ -490,7 +490,10 @@ export class Gateway {
       for (const c of matching) {
         this.deps.authenticator.authenticate(c.credentials).then(
           (p) => {
+            const statusChanged = p.user?.status !== c.principal.user?.status;
             c.principal = p;
+            // A status the user chose (PUT /users/status: away, dnd) is presence news.
+            if (statusChanged) void this.deps.presence.activity(p, c.id, c.idle).catch(() => undefined);
           },
           () => {
             c.ws.close(CLOSE.unauthorized, 'session ended');

@@ -195,6 +195,10 @@ for (const dialect of testDialects()) {
       const c2 = await connect(dave);
       await c1.close();
       assert.deepEqual(await watcher.collect(300, (f) => f.type === 'presence' && f.payload.user_id === dave.id), [], 'still online through the second connection');
+      // A status the user chooses is kept while connected, and announced.
+      assert.equal((await call(t.app, 'PUT', '/api/v1/users/status', { token: dave.token, body: { status: 'dnd' } })).statusCode, 200);
+      const dnd = await watcher.next((f) => f.type === 'presence' && f.payload.user_id === dave.id);
+      assert.equal(dnd.payload.status, 'dnd');
       await c2.close();
       const offline = await watcher.next((f) => f.type === 'presence' && f.payload.user_id === dave.id);
       assert.equal(offline.payload.status, 'offline');

@@ -14,6 +14,7 @@ import { FilesRepo } from './features/files/files.repo.ts';
 import { FilesService } from './features/files/files.service.ts';
 import { createFileStorage } from './files/create-file-storage.ts';
 import { HistoryPageCache } from './features/messages/page-cache.ts';
+import { SecretBox } from './platform/secret-box.ts';
 import { PresenceService } from './features/realtime/presence.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './features/realtime/presence-store.ts';
 import { RealtimePublisher } from './features/realtime/publisher.ts';
@@ -72,6 +73,7 @@ export function createServices(deps: ServiceDeps) {
   const host = new HostJwtVerifier(deps.config.hostJwt);
   const authenticator = new Authenticator(tokens, auth, apiKeys, users, orgs, host, principals, deps.config.hostJwt);
 
+  const secrets = SecretBox.fromConfig(deps.config.encryptionKeys, deps.jwtSecret);
   const realtime = new RealtimePublisher(bus, clock, deps.onBackgroundError);
   const presenceStore = deps.redis ? new RedisPresenceStore(deps.redis, deps.config.realtime.presenceTtlMs, prefix) : new MemoryPresenceStore(deps.config.realtime.presenceTtlMs, () => clock.now());
   const presence = new PresenceService(presenceStore, realtime);
@@ -91,7 +93,7 @@ export function createServices(deps: ServiceDeps) {
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets };
 }
 
 export type Services = ReturnType<typeof createServices>;

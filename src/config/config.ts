@@ -82,6 +82,8 @@ export interface Config {
   /** History pages kept in memory per process, reused until their conversation changes (0 = none). */
   historyCachePages: number;
   realtime: RealtimeConfig;
+  /** Keys for secrets at rest, the first encrypts (empty: derived from the JWT secret). */
+  encryptionKeys: Array<{ id: string; key: string }>;
   defaultOrganization: { slug: string; name: string; registrationOpen: boolean };
   platformAdmin: { username: string; password: string; email: string | null } | null;
   seedDemo: boolean;
@@ -271,6 +273,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) r.problems.push(`CORS_ALLOWED_ORIGINS: "${o}" is not an origin like https://app.example.com`);
   }
 
+  const encryptionKeys = r.list(['ENCRYPTION_KEYS']).map((entry) => {
+    const [id, key] = entry.split(':', 2);
+    if (!id || !key || !/^[A-Za-z0-9_-]+$/.test(id) || Buffer.from(key, 'base64').length !== 32) {
+      r.problems.push(`ENCRYPTION_KEYS: "${id ?? entry}" must be <id>:<32 bytes in base64> (e.g. k1:$(openssl rand -base64 32))`);
+    }
+    return { id: id ?? '', key: key ?? '' };
+  });
+
   const trust = r.list(['TRUST_PROXY']);
   const adminUser = r.str(['PLATFORM_ADMIN_USERNAME'], null);
   const adminPassword = r.str(['PLATFORM_ADMIN_PASSWORD'], null);
@@ -311,6 +321,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       windowMs: r.int(['SEND_RATE_LIMIT_WINDOW_MS'], 60_000, 1000, 86_400_000),
     },
     historyCachePages: r.int(['HISTORY_CACHE_PAGES'], 2000, 0, 1_000_000),
+    encryptionKeys,
     realtime: {
       // Browsers send Origin; other clients do not and are not checked. Default: the CORS allow-list,
       // or any origin when that is empty (the socket authenticates with a token, never a cookie).

@@ -6,6 +6,7 @@ import * as m0004 from './migrations/0004-files.ts';
 import * as m0005 from './migrations/0005-search.ts';
 import * as m0006 from './migrations/0006-message-counters.ts';
 import * as m0007 from './migrations/0007-message-versions.ts';
+import * as m0008 from './migrations/0008-support-outbox.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005-search': m0005,
   '0006-message-counters': m0006,
   '0007-message-versions': m0007,
+  '0008-support-outbox': m0008,
 };
 
 /** Every migration, in order (the tests check that all of them apply). */

@@ -85,6 +85,15 @@ export interface ConversationsTable {
   last_seq: number;
   /** Moved by every change to the conversation's messages (new, edit, delete, reaction, pin, thread counts). */
   messages_version: number;
+  /** Support conversations (kind 'support'): where from, with whom, who handles it. Null otherwise. */
+  inbox_id: string | null;
+  contact_id: string | null;
+  assignee_id: string | null;
+  team_id: string | null;
+  priority: string | null;
+  snoozed_until: string | null;
+  /** open, pending, snoozed, resolved, closed (support conversations). */
+  status: string | null;
   last_message_at: string | null;
   created_at: string;
   updated_at: string;
@@ -186,6 +195,94 @@ export interface MessageAttachmentsTable {
   position: number;
 }
 
+export interface InboxesTable {
+  id: string;
+  org_id: string;
+  name: string;
+  platform: string;
+  credentials_enc: string | null;
+  webhook_token: string;
+  settings: string | null;
+  auto_assign: number;
+  agent_capacity: number;
+  reassign_offline: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface InboxMembersTable {
+  inbox_id: string;
+  user_id: string;
+  org_id: string;
+  last_assigned_at: string | null;
+  created_at: string;
+}
+
+export interface TeamsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface TeamMembersTable {
+  team_id: string;
+  user_id: string;
+  org_id: string;
+}
+
+export interface ContactsTable {
+  id: string;
+  org_id: string;
+  name: string | null;
+  email: string | null;
+  phone: string | null;
+  user_id: string | null;
+  custom_attributes: string | null;
+  merged_into: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ContactIdentitiesTable {
+  id: string;
+  org_id: string;
+  inbox_id: string;
+  contact_id: string;
+  external_id: string;
+  created_at: string;
+}
+
+export interface OutboxTable {
+  id: string;
+  org_id: string;
+  target: string;
+  endpoint_id: string | null;
+  event_name: string;
+  event_id: string;
+  payload: string;
+  idempotency_key: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  locked_until: string | null;
+  last_error: string | null;
+  response_status: number | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  org_id: string;
+  url: string;
+  secret_enc: string;
+  events: string;
+  active: number;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface DB {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -200,4 +297,12 @@ export interface DB {
   reactions: ReactionsTable;
   message_mentions: MessageMentionsTable;
   thread_follows: ThreadFollowsTable;
+  inboxes: InboxesTable;
+  inbox_members: InboxMembersTable;
+  teams: TeamsTable;
+  team_members: TeamMembersTable;
+  contacts: ContactsTable;
+  contact_identities: ContactIdentitiesTable;
+  outbox: OutboxTable;
+  webhook_endpoints: WebhookEndpointsTable;
 }

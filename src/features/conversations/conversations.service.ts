@@ -18,6 +18,9 @@ function requireManager(p: Principal, c: ConversationWithMembership): void {
 /** What the caller wants to do with a conversation. */
 export type ConversationNeed = 'read' | 'write' | 'manage';
 
+/** The support fields of a conversation that is not a support conversation. */
+export const NOT_SUPPORT = { inbox_id: null, contact_id: null, assignee_id: null, team_id: null, priority: null, snoozed_until: null, status: null } as const;
+
 const notFound = () => new AppError('conversation.not_found', 'Conversation not found');
 const MAX_GROUP = 8;
 
@@ -75,7 +78,7 @@ export class ConversationsService {
     const now = isoNow(this.clock);
     const id = newId();
     const others = await this.#checkUsers(p, (body.members ?? []).filter((m) => m !== userId));
-    const row = { id, org_id: p.orgId, kind: body.private ? 'private' : 'public', name: body.name, topic: body.topic ?? null, purpose: body.purpose ?? null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, last_message_at: null, created_at: now, updated_at: now };
+    const row = { id, org_id: p.orgId, kind: body.private ? 'private' : 'public', name: body.name, topic: body.topic ?? null, purpose: body.purpose ?? null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, ...NOT_SUPPORT, last_message_at: null, created_at: now, updated_at: now };
     const members = [this.#member(p.orgId, id, userId, 'owner', now), ...others.map((u) => this.#member(p.orgId, id, u, 'member', now))];
     await mapUnique(
       () => this.repo.create(row, members),
@@ -225,7 +228,7 @@ export class ConversationsService {
     if (existing) return { conversation: toConversationDto({ ...existing, member_role: 'member' }), created: false };
     const now = isoNow(this.clock);
     const id = newId();
-    const row = { id, org_id: p.orgId, kind: 'direct', name: null, topic: null, purpose: null, dm_key: dmKey, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, last_message_at: null, created_at: now, updated_at: now };
+    const row = { id, org_id: p.orgId, kind: 'direct', name: null, topic: null, purpose: null, dm_key: dmKey, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, ...NOT_SUPPORT, last_message_at: null, created_at: now, updated_at: now };
     try {
       const members = [this.#member(p.orgId, id, userId, 'member', now), this.#member(p.orgId, id, otherId, 'member', now)];
       await this.repo.create(row, members);
@@ -256,7 +259,7 @@ export class ConversationsService {
     await this.#checkUsers(p, others);
     const now = isoNow(this.clock);
     const id = newId();
-    const row = { id, org_id: p.orgId, kind: 'group', name: null, topic: null, purpose: null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, last_message_at: null, created_at: now, updated_at: now };
+    const row = { id, org_id: p.orgId, kind: 'group', name: null, topic: null, purpose: null, dm_key: null, created_by: userId, archived_at: null, last_seq: 0, messages_version: 0, ...NOT_SUPPORT, last_message_at: null, created_at: now, updated_at: now };
     const members = [this.#member(p.orgId, id, userId, 'owner', now), ...others.map((u) => this.#member(p.orgId, id, u, 'member', now))];
     await this.repo.create(row, members);
     this.#announceNew(row, members);

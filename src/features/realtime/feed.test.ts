@@ -315,13 +315,21 @@ describe('ConversationFeed', () => {
     feed.stop();
   });
 
-  it('stop clears the gap timer: no fill happens afterwards', async () => {
+  it('stop clears the gap timer: nothing is left scheduled and no fill happens afterwards', async (t) => {
     const { fill, calls } = fakeFill();
     const { feed } = newFeed(fill, { gapWaitMs: 20 });
     feed.subscribers.add(subscriber());
+    const set = t.mock.method(globalThis, 'setTimeout');
+    const clear = t.mock.method(globalThis, 'clearTimeout');
     feed.start(0);
     feed.onEvent(2, bus(2));
     feed.stop();
+    const timers = set.mock.calls.map((c) => c.result);
+    const cleared = new Set(clear.mock.calls.map((c) => c.arguments[0]));
+    set.mock.restore();
+    clear.mock.restore();
+    assert.equal(timers.length, 1, 'the gap timer');
+    assert.ok(cleared.has(timers[0]), 'cleared by stop');
     await sleep(80);
     assert.deepEqual(calls, []);
   });

@@ -105,8 +105,14 @@ export class ConversationFeed {
 
   /** Read what changed since the last delivered event from the database (after the bus was cut off). */
   catchUp(): Promise<void> {
+    // A fill already running may have read before the outage ended: read again after it.
+    if (this.#filling) {
+      this.#again = true;
+      return Promise.resolve();
+    }
     return this.#fillGap(true);
   }
+  #again = false;
 
   async #fillGap(force = false): Promise<void> {
     if (this.#last === undefined || this.#filling || (!force && this.#early.size === 0)) return;
@@ -125,6 +131,10 @@ export class ConversationFeed {
     } finally {
       this.#filling = false;
       this.#drain();
+      if (this.#again) {
+        this.#again = false;
+        void this.#fillGap(true);
+      }
     }
   }
 

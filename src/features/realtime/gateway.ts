@@ -335,7 +335,9 @@ export class Gateway {
     const feed = await this.#feed(conversationId, c.org_id);
     const sub: Subscription = {
       conversationId,
-      from: Number.MAX_SAFE_INTEGER,
+      // 0 while the database is read: the feed hands everything to the buffer, which is then
+      // filtered against the version read (events committed after the read must not be lost).
+      from: 0,
       buffer: [],
       deliver: (json, seq) => {
         if (sub.buffer) sub.buffer.push({ json, seq });

@@ -107,6 +107,14 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 ${PRUNE_AND_COUNT}`;
 
+// Idle/active of a connection this store knows; an unknown one (already disconnected) stays unknown.
+const SET_IF_KNOWN = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 0`;
+
 const DEL_AND_COUNT = `
 redis.call('HDEL', KEYS[1], ARGV[2])
 ${PRUNE_AND_COUNT}`;
@@ -129,7 +137,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async setIdle(userId: string, connId: string, idle: boolean): Promise<void> {
-    await this.#set(userId, connId, idle);
+    await this.redis.eval(SET_IF_KNOWN, 1, this.#key(userId), connId, `${this.now() + this.ttlMs}:${idle ? 1 : 0}`, this.ttlMs);
   }
 
   async refresh(entries: Array<{ userId: string; connId: string; idle: boolean }>): Promise<void> {

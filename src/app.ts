@@ -14,6 +14,7 @@ import type { Gateway } from './features/realtime/gateway.ts';
 import { registerRealtime } from './features/realtime/realtime.routes.ts';
 import { organizationsRoutes } from './features/organizations/organizations.routes.ts';
 import { searchRoutes } from './features/search/search.routes.ts';
+import { webhooksRoutes } from './features/integrations/webhooks.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
 import { newId } from './platform/ids.ts';
 import { loggerOptions, requestLoggerFactory } from './platform/logger.ts';
@@ -120,12 +121,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await authed.register(readStateRoutes, { readState: services.readState });
         await authed.register(filesRoutes, { files: services.files });
         await authed.register(searchRoutes, { search: services.search });
+        await authed.register(webhooksRoutes, { webhooks: services.webhooks });
       });
     },
     { prefix: '/api/v1' },
   );
 
+  // The outbox dispatcher runs once the app is ready (listen, or ready() in tests) and stops first
+  // on close, while the database is still open (OUTBOX_DISPATCHER=false: this process only writes).
+  if (config.integrations.outbox.dispatcher) app.addHook('onReady', async () => services.dispatcher.start());
   app.addHook('onClose', async () => {
+    await services.dispatcher.stop();
     await services.limiter.close();
     await services.bus.close();
     await services.files.close();

@@ -14,6 +14,7 @@ import { FilesRepo } from './features/files/files.repo.ts';
 import { FilesService } from './features/files/files.service.ts';
 import { createFileStorage } from './files/create-file-storage.ts';
 import { HistoryPageCache } from './features/messages/page-cache.ts';
+import { createIntegrations } from './features/integrations/integrations.ts';
 import { SecretBox } from './platform/secret-box.ts';
 import { PresenceService } from './features/realtime/presence.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './features/realtime/presence-store.ts';
@@ -74,6 +75,17 @@ export function createServices(deps: ServiceDeps) {
   const authenticator = new Authenticator(tokens, auth, apiKeys, users, orgs, host, principals, deps.config.hostJwt);
 
   const secrets = SecretBox.fromConfig(deps.config.encryptionKeys, deps.jwtSecret);
+  // The outbox: producers call integrations.record(trx, ...) in their transaction; the dispatcher
+  // delivers (Redis Pub/Sub, webhooks; more targets register handlers on it).
+  const { integrations, dispatcher, webhooks } = createIntegrations({
+    db,
+    redis: deps.redis,
+    config: deps.config.integrations,
+    clock,
+    secrets,
+    registry: deps.registry,
+    onError: deps.onBackgroundError,
+  });
   const realtime = new RealtimePublisher(bus, clock, deps.onBackgroundError);
   const presenceStore = deps.redis ? new RedisPresenceStore(deps.redis, deps.config.realtime.presenceTtlMs, prefix) : new MemoryPresenceStore(deps.config.realtime.presenceTtlMs, () => clock.now());
   const presence = new PresenceService(presenceStore, realtime);
@@ -93,7 +105,7 @@ export function createServices(deps: ServiceDeps) {
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -28,6 +28,8 @@ const MATRIX = {
   'users.read_staff': ['admin', 'super-agent', 'agent', 'member', 'customer'],
   'users.manage': ['admin'],
   'api_keys.manage': ['admin'],
+  // Outgoing webhooks and the outbox (delivery log, redelivery): the org's integration setup.
+  'integrations.manage': ['admin'],
   // Team chat: customers only ever see the conversations they are members of.
   'channels.create': ['admin', 'super-agent', 'agent', 'member'],
   'channels.browse_public': ['admin', 'super-agent', 'agent', 'member'],

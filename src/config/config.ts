@@ -89,6 +89,34 @@ export interface Config {
   seedDemo: boolean;
   hostJwt: HostJwtConfig;
   files: FileStorageConfig;
+  integrations: IntegrationsConfig;
+}
+
+/** The outbox dispatcher, integration events on Redis and outgoing webhooks (docs/events.md). */
+export interface IntegrationsConfig {
+  /** Publish integration events on Redis Pub/Sub (NestJS transport format); needs REDIS_URL. */
+  redisEvents: boolean;
+  /** A publish heard by fewer subscribers than this counts as failed and is retried (0: any). */
+  redisMinSubscribers: number;
+  outbox: {
+    /** Run the dispatcher in this process (several processes may; claims never overlap). */
+    dispatcher: boolean;
+    pollMs: number;
+    /** Deliveries in flight at once, per process. */
+    concurrency: number;
+    /** Attempts before a row is marked failed. */
+    maxAttempts: number;
+    /** Backoff: base × 2^(attempt − 1), capped, with jitter. */
+    retryBaseMs: number;
+    retryMaxMs: number;
+    /** How long a claimed row stays reserved for its dispatcher (must outlast one attempt). */
+    lockMs: number;
+  };
+  webhooks: {
+    timeoutMs: number;
+    /** Allow endpoints on loopback and private addresses (tests, trusted intranets). */
+    allowPrivate: boolean;
+  };
 }
 
 export class ConfigError extends Error {
@@ -251,6 +279,31 @@ function readFileStorage(r: Reader): FileStorageConfig {
   };
 }
 
+function readIntegrations(r: Reader): IntegrationsConfig {
+  // Redis is configured (readRedisUrl reports a bad value itself).
+  const redisUrl = r.raw(['REDIS_URL', 'REDIS_ADDR'])?.value ?? null;
+  const redisEvents = r.bool(['INTEGRATION_REDIS_EVENTS'], redisUrl !== null);
+  if (redisEvents && redisUrl === null) r.problems.push('INTEGRATION_REDIS_EVENTS: needs REDIS_URL');
+  const timeoutMs = r.int(['WEBHOOK_TIMEOUT_MS'], 10_000, 100, 120_000);
+  const lockMs = r.int(['OUTBOX_LOCK_MS'], 60_000, 1000, 3_600_000);
+  if (lockMs < timeoutMs + 5000) r.problems.push(`OUTBOX_LOCK_MS: must be at least WEBHOOK_TIMEOUT_MS + 5000 (${timeoutMs + 5000}), or a slow attempt could be claimed twice`);
+  const retryBaseMs = r.int(['OUTBOX_RETRY_BASE_MS'], 1000, 1, 3_600_000);
+  return {
+    redisEvents: redisEvents && redisUrl !== null,
+    redisMinSubscribers: r.int(['INTEGRATION_REDIS_MIN_SUBSCRIBERS'], 0, 0, 1_000_000),
+    outbox: {
+      dispatcher: r.bool(['OUTBOX_DISPATCHER'], true),
+      pollMs: r.int(['OUTBOX_POLL_MS'], 1000, 10, 600_000),
+      concurrency: r.int(['OUTBOX_CONCURRENCY'], 16, 1, 1000),
+      maxAttempts: r.int(['OUTBOX_MAX_ATTEMPTS'], 20, 1, 1000),
+      retryBaseMs,
+      retryMaxMs: Math.max(retryBaseMs, r.int(['OUTBOX_RETRY_MAX_MS'], 3_600_000, 1, 7 * 86_400_000)),
+      lockMs,
+    },
+    webhooks: { timeoutMs, allowPrivate: r.bool(['WEBHOOKS_ALLOW_PRIVATE'], false) },
+  };
+}
+
 /** Parse and validate configuration from an environment object. Throws ConfigError listing every problem. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const r = new Reader(env);
@@ -354,6 +407,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     seedDemo: r.bool(['SEED_DEMO'], false),
     hostJwt: readHostJwt(r),
     files: readFileStorage(r),
+    integrations: readIntegrations(r),
   };
   if (config.seedDemo && nodeEnv === 'production') r.problems.push('SEED_DEMO: demo data is refused when NODE_ENV=production');
   if (r.problems.length) throw new ConfigError(r.problems);

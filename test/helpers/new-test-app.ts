@@ -28,8 +28,8 @@ export interface TestAppOptions {
   dialect?: DialectName;
   /** Environment overrides, as strings, like the real process would get. */
   env?: Record<string, string>;
-  /** Use the harness's Redis (shared limits) with a random key prefix. */
-  redis?: boolean;
+  /** Use the harness's Redis (shared limits) with a random key prefix; a URL: that Redis instead. */
+  redis?: boolean | string;
 }
 
 /** A full app (real database, optional real Redis) for inject() or listen({port: 0}) tests. */
@@ -39,7 +39,7 @@ export async function newTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const db = await newTestDb(opts.dialect ?? 'sqlite');
   let redis: Redis | null = null;
   if (opts.redis) {
-    const url = process.env.PARLEY_TEST_REDIS_URL;
+    const url = typeof opts.redis === 'string' ? opts.redis : process.env.PARLEY_TEST_REDIS_URL;
     if (!url) throw new Error('Redis is not available to this test run');
     redis = new Redis(url, { maxRetriesPerRequest: 1 });
   }

@@ -1,0 +1,158 @@
+import type { Kysely, Selectable } from 'kysely';
+import { dialectOf } from '../../storage/dialect.ts';
+import type { DB, OutboxTable } from '../../storage/schema.ts';
+
+export type OutboxRow = Selectable<OutboxTable>;
+export type OutboxStatus = 'pending' | 'done' | 'failed';
+
+/** What the dispatcher writes back after one delivery attempt. */
+export type Completion =
+  | { outcome: 'delivered'; at: string; responseStatus: number | null }
+  | { outcome: 'retry'; nextAttemptAt: string; error: string; responseStatus: number | null }
+  | { outcome: 'failed'; error: string; responseStatus: number | null };
+
+export interface OutboxFilter {
+  status?: OutboxStatus;
+  target?: string;
+  endpointId?: string;
+  limit: number;
+  /** Keyset position: rows strictly older than this (created_at, id). */
+  before?: { createdAt: string; id: string };
+}
+
+const ERROR_MAX_CHARS = 500;
+
+/**
+ * SQL for the outbox. Rows are claimed with a lease (`locked_until`): a claim takes due, unleased
+ * pending rows and sets the lease in ONE statement, so two dispatchers (two processes, or two
+ * nodes) never hold the same row at once; the lease value is the fencing token checked when the
+ * result is written back, so a dispatcher whose lease ran out cannot overwrite a newer claim.
+ */
+export class OutboxRepo {
+  readonly #postgres: boolean;
+
+  constructor(private readonly db: Kysely<DB>) {
+    this.#postgres = dialectOf(db) === 'postgres';
+  }
+
+  /**
+   * Insert rows in the caller's transaction (`trx`). A row whose idempotency_key exists already is
+   * skipped, so a producer retrying with the same event id cannot enqueue twice.
+   */
+  async enqueue(trx: Kysely<DB>, rows: OutboxRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await trx.insertInto('outbox').values(rows).onConflict((oc) => oc.column('idempotency_key').doNothing()).execute();
+  }
+
+  /**
+   * Claim up to `limit` due rows: pending, next_attempt_at reached, no live lease. Sets the lease
+   * to `lockUntil` and counts the attempt. PostgreSQL: the subquery locks with FOR UPDATE SKIP
+   * LOCKED, so concurrent claimers take disjoint rows without waiting on each other (rows another
+   * claimer committed meanwhile are re-checked by PostgreSQL and dropped). SQLite has one writer:
+   * the single UPDATE … RETURNING is atomic by itself.
+   */
+  async claim(now: string, lockUntil: string, limit: number): Promise<OutboxRow[]> {
+    let due = this.db
+      .selectFrom('outbox')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
+      .orderBy('next_attempt_at')
+      .limit(limit);
+    if (this.#postgres) due = due.forUpdate().skipLocked();
+    const rows = await this.db
+      .updateTable('outbox')
+      .set((eb) => ({ locked_until: lockUntil, attempts: eb('attempts', '+', 1) }))
+      .where('id', 'in', due)
+      .where('status', '=', 'pending')
+      .returningAll()
+      .execute();
+    return rows.sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0));
+  }
+
+  /**
+   * Write back the result of the attempt made under the lease `lockedUntil`. Returns false when the
+   * lease was lost (expired and claimed again): the result is then dropped.
+   */
+  async complete(id: string, lockedUntil: string, c: Completion): Promise<boolean> {
+    const patch =
+      c.outcome === 'delivered'
+        ? { status: 'done', delivered_at: c.at, last_error: null, response_status: c.responseStatus }
+        : c.outcome === 'retry'
+          ? { status: 'pending', next_attempt_at: c.nextAttemptAt, last_error: c.error.slice(0, ERROR_MAX_CHARS), response_status: c.responseStatus }
+          : { status: 'failed', last_error: c.error.slice(0, ERROR_MAX_CHARS), response_status: c.responseStatus };
+    const res = await this.db
+      .updateTable('outbox')
+      .set({ ...patch, locked_until: null })
+      .where('id', '=', id)
+      .where('locked_until', '=', lockedUntil)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Make every waiting row of a target due now (its backend is reachable again). */
+  async expedite(target: string, now: string): Promise<number> {
+    const res = await this.db
+      .updateTable('outbox')
+      .set({ next_attempt_at: now })
+      .where('status', '=', 'pending')
+      .where('target', '=', target)
+      .where('next_attempt_at', '>', now)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  getById(orgId: string, id: string): Promise<OutboxRow | undefined> {
+    return this.db.selectFrom('outbox').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  }
+
+  /** Newest first, keyset-paginated. */
+  list(orgId: string, f: OutboxFilter): Promise<OutboxRow[]> {
+    let q = this.db.selectFrom('outbox').selectAll().where('org_id', '=', orgId);
+    if (f.status) q = q.where('status', '=', f.status);
+    if (f.target) q = q.where('target', '=', f.target);
+    if (f.endpointId) q = q.where('endpoint_id', '=', f.endpointId);
+    if (f.before) {
+      const { createdAt, id } = f.before;
+      q = q.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]));
+    }
+    return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit).execute();
+  }
+
+  /**
+   * Deliver a row again: pending, due now, with a fresh set of attempts. Done and failed rows are
+   * sent once more (consumers drop the repeat by event_id if they had it); a pending row is
+   * simply retried now. A lease in force is kept, so a running attempt is never doubled.
+   */
+  async redeliver(orgId: string, id: string, now: string): Promise<OutboxRow | undefined> {
+    await this.db
+      .updateTable('outbox')
+      .set({ status: 'pending', attempts: 0, next_attempt_at: now, delivered_at: null })
+      .where('org_id', '=', orgId)
+      .where('id', '=', id)
+      .execute();
+    return this.getById(orgId, id);
+  }
+
+  /** Give up on an endpoint's waiting rows (the endpoint was deleted). */
+  async failPendingForEndpoint(trx: Kysely<DB>, orgId: string, endpointId: string, reason: string): Promise<void> {
+    await trx
+      .updateTable('outbox')
+      .set({ status: 'failed', last_error: reason })
+      .where('org_id', '=', orgId)
+      .where('endpoint_id', '=', endpointId)
+      .where('status', '=', 'pending')
+      .execute();
+  }
+
+  /** Pending rows across organizations, and when the oldest was written (metrics). */
+  async pendingStats(): Promise<{ count: number; oldest: string | null }> {
+    const r = await this.db
+      .selectFrom('outbox')
+      .select((eb) => [eb.fn.countAll<number | string>().as('count'), eb.fn.min('created_at').as('oldest')])
+      .where('status', '=', 'pending')
+      .executeTakeFirstOrThrow();
+    return { count: Number(r.count), oldest: r.oldest ?? null };
+  }
+}

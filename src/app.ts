@@ -14,6 +14,9 @@ import type { Gateway } from './features/realtime/gateway.ts';
 import { registerRealtime } from './features/realtime/realtime.routes.ts';
 import { organizationsRoutes } from './features/organizations/organizations.routes.ts';
 import { searchRoutes } from './features/search/search.routes.ts';
+import { contactsRoutes } from './features/contacts/contacts.routes.ts';
+import { inboxesRoutes } from './features/inboxes/inboxes.routes.ts';
+import { supportRoutes } from './features/support/support.routes.ts';
 import { webhooksRoutes } from './features/integrations/webhooks.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
 import { newId } from './platform/ids.ts';
@@ -121,6 +124,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await authed.register(readStateRoutes, { readState: services.readState });
         await authed.register(filesRoutes, { files: services.files });
         await authed.register(searchRoutes, { search: services.search });
+        await authed.register(inboxesRoutes, { inboxes: services.inboxes });
+        await authed.register(contactsRoutes, { contacts: services.contacts });
+        await authed.register(supportRoutes, { support: services.support, messages: services.messages });
         await authed.register(webhooksRoutes, { webhooks: services.webhooks });
       });
     },

@@ -16,6 +16,12 @@ import { createFileStorage } from './files/create-file-storage.ts';
 import { HistoryPageCache } from './features/messages/page-cache.ts';
 import { createIntegrations } from './features/integrations/integrations.ts';
 import { SecretBox } from './platform/secret-box.ts';
+import { ContactsRepo } from './features/contacts/contacts.repo.ts';
+import { ContactsService } from './features/contacts/contacts.service.ts';
+import { InboxesRepo } from './features/inboxes/inboxes.repo.ts';
+import { InboxesService } from './features/inboxes/inboxes.service.ts';
+import { SupportRepo } from './features/support/support.repo.ts';
+import { SupportService } from './features/support/support.service.ts';
 import { PresenceService } from './features/realtime/presence.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './features/realtime/presence-store.ts';
 import { RealtimePublisher } from './features/realtime/publisher.ts';
@@ -102,10 +108,21 @@ export function createServices(deps: ServiceDeps) {
     new HistoryPageCache(deps.config.historyCachePages),
     realtime,
   );
+  const inboxes = new InboxesService(new InboxesRepo(db), users, secrets, clock, deps.config.publicUrl);
+  // chat.contact.new: written right after the contact (its own transaction; a contact is one insert).
+  const contacts = new ContactsService(new ContactsRepo(db), users, clock, (contact, orgId) => {
+    db.transaction()
+      .execute((trx) => integrations.record(trx, orgId, 'chat.contact.new', { contact }))
+      .catch((err: unknown) => deps.onBackgroundError?.(err));
+  });
+  const support = new SupportService(new SupportRepo(db), conversations, messages, inboxes, contacts, users, presence, clock, realtime);
+  support.setEventRecorder(integrations);
+  messages.setSupportHooks(integrations, (orgId, id) => support.onCustomerMessage(orgId, id));
+  presence.onOffline((orgId, userId) => void support.reassignFrom(orgId, userId).catch((err: unknown) => deps.onBackgroundError?.(err)));
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -37,6 +37,12 @@ const MATRIX = {
   // Org-wide moderation: manage or delete any channel they can see (public ones, and those they
   // belong to: private conversations stay invisible to non-members), delete any message there.
   'conversations.moderate': ['admin'],
+  // Customer conversations: inboxes are set up by admins; agents handle the conversations of the
+  // inboxes they belong to; super-agents and admins see all of the organization's.
+  'inboxes.manage': ['admin'],
+  'support.handle': ['admin', 'super-agent', 'agent'],
+  'support.all': ['admin', 'super-agent'],
+  'contacts.manage': ['admin', 'super-agent', 'agent'],
 } as const satisfies Record<string, readonly BuiltInRole[]>;
 
 export type Permission = keyof typeof MATRIX;

@@ -4,7 +4,12 @@ import type { ConversationMembersTable, ConversationsTable, DB } from '../../sto
 
 export type ConversationRow = Selectable<ConversationsTable>;
 export type MembershipRow = Selectable<ConversationMembersTable>;
-export type ConversationWithMembership = ConversationRow & { member_role: string | null };
+export type ConversationWithMembership = ConversationRow & {
+  member_role: string | null;
+  /** Support conversations: whether the user is an agent of its inbox (1), and its contact's Parley user. */
+  inbox_member?: number | null;
+  contact_user_id?: string | null;
+};
 
 /** SQL for conversations and their members. Every query is scoped by org_id. */
 export class ConversationsRepo {
@@ -18,6 +23,9 @@ export class ConversationsRepo {
       .selectFrom('conversations as c')
       .selectAll('c')
       .select((eb) => eb.selectFrom('conversation_members as m').select('m.role').whereRef('m.conversation_id', '=', 'c.id').where('m.user_id', '=', userId ?? '').as('member_role'))
+      // Null at once for conversations without an inbox or a contact (every team conversation).
+      .select((eb) => eb.selectFrom('inbox_members as im').select(eb.lit(1).as('x')).whereRef('im.inbox_id', '=', 'c.inbox_id').where('im.user_id', '=', userId ?? '').as('inbox_member'))
+      .select((eb) => eb.selectFrom('contacts as ct').select('ct.user_id').whereRef('ct.id', '=', 'c.contact_id').as('contact_user_id'))
       .where('c.org_id', '=', orgId)
       .where('c.id', '=', id)
       .executeTakeFirst();

@@ -18,6 +18,20 @@ function requireManager(p: Principal, c: ConversationWithMembership): void {
 /** What the caller wants to do with a conversation. */
 export type ConversationNeed = 'read' | 'write' | 'manage';
 
+/**
+ * Support conversations: super-agents and admins see all of the organization's; agents those of
+ * the inboxes they belong to; a customer only their own (the conversation's contact is them).
+ * Staff may manage (assign, status); everyone who sees it may write, unless archived.
+ */
+function requireSupport(p: Principal, c: ConversationWithMembership, need: ConversationNeed): ConversationWithMembership {
+  const staff = checkAccess(p, 'support.all') || (checkAccess(p, 'support.handle') && c.inbox_member != null);
+  const customer = p.userId !== null && c.contact_user_id === p.userId;
+  if (!staff && !customer) throw notFound();
+  if (need === 'manage' && !staff) throw new AppError('forbidden', 'Only the inbox’s agents handle this conversation');
+  if (need !== 'read' && c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
+  return { ...c, member_role: c.member_role ?? (staff ? 'agent' : 'customer') };
+}
+
 /** The support fields of a conversation that is not a support conversation. */
 export const NOT_SUPPORT = { inbox_id: null, contact_id: null, assignee_id: null, team_id: null, priority: null, snoozed_until: null, status: null } as const;
 
@@ -63,6 +77,7 @@ export class ConversationsService {
   async requireConversation(p: Principal, id: string, need: ConversationNeed): Promise<ConversationWithMembership> {
     const c = await this.repo.getWithMembership(p.orgId, id, p.userId);
     if (!c) throw notFound();
+    if (c.kind === 'support') return requireSupport(p, c, need);
     const member = c.member_role !== null;
     const visible = member || (c.kind === 'public' && checkAccess(p, 'channels.browse_public'));
     if (!visible) throw notFound();
@@ -167,8 +182,8 @@ export class ConversationsService {
   }
 
   /** Members with username and presence status, for resolving mentions (no access check: callers did it). */
-  async memberDirectory(orgId: string, id: string): Promise<Array<{ userId: string; username: string; status: string }>> {
-    return (await this.repo.listMembers(orgId, id)).map((m) => ({ userId: m.user_id, username: m.username, status: m.status }));
+  async memberDirectory(orgId: string, id: string): Promise<Array<{ userId: string; username: string; status: string; role: string }>> {
+    return (await this.repo.listMembers(orgId, id)).map((m) => ({ userId: m.user_id, username: m.username, status: m.status, role: m.role }));
   }
 
   /**

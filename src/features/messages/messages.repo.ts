@@ -21,6 +21,8 @@ export interface InsertExtras {
   threadFollowerIds: string[];
   /** Files the message carries, in order (checked by the files service before). */
   attachmentFileIds?: string[];
+  /** More work in the same transaction, e.g. the integration event (outbox row) of the new message. */
+  inTransaction?: (trx: Kysely<DB>, message: MessageRow) => Promise<void>;
 }
 const NO_EXTRAS: InsertExtras = { mentionUserIds: [], threadFollowerIds: [] };
 
@@ -55,7 +57,7 @@ function messageJsonSql(dialect: 'sqlite' | 'postgres'): RawBuilder<string> {
       'created_at', created_at, 'in_channel', json(case when in_channel = 1 then 'true' else 'false' end), 'reply_count', reply_count,
       'last_reply_at', last_reply_at, 'thread_participants', json('[]'), 'pinned', json(case when pinned_at is not null then 'true' else 'false' end),
       'pinned_at', pinned_at, 'pinned_by', pinned_by, 'mentions', coalesce(json(mentions), json(${sql.lit(NO_MENTIONS_JSON)})),
-      'reactions', json('[]'), 'attachments', json('[]'))`;
+      'reactions', json('[]'), 'attachments', json('[]'), 'private', json(case when private = 1 then 'true' else 'false' end))`;
   }
   // Timestamps as JavaScript's toISOString() writes them (the pg driver's parser does the same).
   const ts = (col: 'edited_at' | 'deleted_at' | 'created_at' | 'last_reply_at' | 'pinned_at') => sql`to_char(${sql.ref(col)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -66,7 +68,16 @@ function messageJsonSql(dialect: 'sqlite' | 'postgres'): RawBuilder<string> {
       'created_at', ${ts('created_at')}, 'in_channel', in_channel = 1, 'reply_count', reply_count,
       'last_reply_at', ${ts('last_reply_at')}, 'thread_participants', '[]'::json, 'pinned', pinned_at is not null,
       'pinned_at', ${ts('pinned_at')}, 'pinned_by', pinned_by, 'mentions', coalesce(mentions::json, ${sql.lit(NO_MENTIONS_JSON)}::json),
-      'reactions', '[]'::json, 'attachments', '[]'::json)::text`;
+      'reactions', '[]'::json, 'attachments', '[]'::json, 'private', private = 1)::text`;
+}
+
+/** A seq range of one conversation: the channel view, or one thread (root excluded); private notes hidden for customers. */
+export interface Range {
+  afterSeq?: number;
+  beforeSeq?: number;
+  newestFirst: boolean;
+  threadRootId?: string;
+  hidePrivate?: boolean;
 }
 
 /** SQL for messages. Every query is scoped by org_id. */
@@ -105,7 +116,7 @@ export class MessagesRepo {
    * commit: see storage/group-commit.ts); on PostgreSQL a plain message takes one statement.
    */
   async insertNext(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<Inserted> {
-    const plain = !extras.attachmentFileIds?.length && !extras.mentionUserIds.length && row.parent_id === null;
+    const plain = !extras.attachmentFileIds?.length && !extras.mentionUserIds.length && row.parent_id === null && !extras.inTransaction;
     if (plain && this.#dialect === 'postgres') return { message: await this.#insertInOneStatement(row) };
     return this.writes.run(async (trx) => {
       // A thread reply is two changes: the reply (version - 1) and its root's counters (version).
@@ -170,6 +181,7 @@ export class MessagesRepo {
             .execute();
         }
       }
+      await extras.inTransaction?.(trx, message);
       return { message, root };
     });
   }
@@ -209,14 +221,14 @@ export class MessagesRepo {
   listRange(
     orgId: string,
     conversationId: string,
-    r: { afterSeq?: number; beforeSeq?: number; newestFirst: boolean; threadRootId?: string },
+    r: Range,
     limit: number,
   ): Promise<MessageRow[]> {
     return this.#range(orgId, conversationId, r).selectAll().limit(limit).execute();
   }
 
   /** listRange, each message as its API JSON (MessageJsonRow). */
-  listRangeJson(orgId: string, conversationId: string, r: { afterSeq?: number; beforeSeq?: number; newestFirst: boolean }, limit: number): Promise<MessageJsonRow[]> {
+  listRangeJson(orgId: string, conversationId: string, r: Range, limit: number): Promise<MessageJsonRow[]> {
     this.#json ??= messageJsonSql(this.#dialect);
     return this.#range(orgId, conversationId, r)
       .select(['id', 'seq', 'reply_count', 'reaction_count', 'attachment_count', this.#json.as('json')])
@@ -230,15 +242,22 @@ export class MessagesRepo {
    * message whose last change came later (as MessageJsonRow with its version_seq), oldest change
    * first, at most `limit`. The version is read first, so rows may be newer than it, never older.
    */
-  async changesSince(orgId: string, conversationId: string, since: number, limit: number): Promise<{ version: number; rows: Array<MessageJsonRow & { version_seq: number; deleted_at: string | null }> }> {
+  async changesSince(
+    orgId: string,
+    conversationId: string,
+    since: number,
+    limit: number,
+    hidePrivate = false,
+  ): Promise<{ version: number; rows: Array<MessageJsonRow & { version_seq: number; deleted_at: string | null; private: number }> }> {
     this.#json ??= messageJsonSql(this.#dialect);
     const conv = await this.db.selectFrom('conversations').select('messages_version').where('org_id', '=', orgId).where('id', '=', conversationId).executeTakeFirst();
     const rows = await this.db
       .selectFrom('messages')
-      .select(['id', 'seq', 'reply_count', 'reaction_count', 'attachment_count', 'version_seq', 'deleted_at', this.#json.as('json')])
+      .select(['id', 'seq', 'reply_count', 'reaction_count', 'attachment_count', 'version_seq', 'deleted_at', 'private', this.#json.as('json')])
       .where('org_id', '=', orgId)
       .where('conversation_id', '=', conversationId)
       .where('version_seq', '>', since)
+      .$if(hidePrivate, (q) => q.where('private', '=', 0))
       .orderBy('version_seq')
       .limit(limit)
       .execute();
@@ -246,8 +265,9 @@ export class MessagesRepo {
     return { version: Math.max(Number(conv?.messages_version ?? 0), Number(newest)), rows: rows.map((r) => ({ ...r, version_seq: Number(r.version_seq) })) };
   }
 
-  #range(orgId: string, conversationId: string, r: { afterSeq?: number; beforeSeq?: number; newestFirst: boolean; threadRootId?: string }) {
+  #range(orgId: string, conversationId: string, r: Range) {
     let q = this.db.selectFrom('messages').where('org_id', '=', orgId).where('conversation_id', '=', conversationId);
+    if (r.hidePrivate) q = q.where('private', '=', 0);
     q = r.threadRootId === undefined ? q.where('in_channel', '=', 1) : q.where('parent_id', '=', r.threadRootId);
     if (r.afterSeq !== undefined) q = q.where('seq', '>', r.afterSeq);
     if (r.beforeSeq !== undefined) q = q.where('seq', '<', r.beforeSeq);
@@ -255,9 +275,15 @@ export class MessagesRepo {
   }
 
   /** Change a message; returns the change's version (event seq). */
-  async update(orgId: string, id: string, patch: Partial<Pick<MessageRow, 'body' | 'metadata' | 'edited_at' | 'deleted_at' | 'type' | 'pinned_at' | 'pinned_by' | 'mentions'>>): Promise<number> {
+  async update(
+    orgId: string,
+    id: string,
+    patch: Partial<Pick<MessageRow, 'body' | 'metadata' | 'edited_at' | 'deleted_at' | 'type' | 'pinned_at' | 'pinned_by' | 'mentions'>>,
+    inTransaction?: (trx: Kysely<DB>) => Promise<void>,
+  ): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
       await trx.updateTable('messages').set(patch).where('org_id', '=', orgId).where('id', '=', id).execute();
+      await inTransaction?.(trx);
       return this.#touch(trx, id);
     });
   }
@@ -267,8 +293,9 @@ export class MessagesRepo {
    * transaction; returns the change's version. NOTE: the files themselves stay for their uploader
    * and for other messages carrying them (SECURITY.md K); downloads also check deleted_at.
    */
-  async tombstone(orgId: string, id: string, deletedAt: string): Promise<number> {
+  async tombstone(orgId: string, id: string, deletedAt: string, inTransaction?: (trx: Kysely<DB>) => Promise<void>): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
+      await inTransaction?.(trx);
       await trx.updateTable('messages').set({ body: '', metadata: null, mentions: null, deleted_at: deletedAt, attachment_count: 0 }).where('org_id', '=', orgId).where('id', '=', id).execute();
       await trx.deleteFrom('message_mentions').where('message_id', '=', id).execute();
       await trx.deleteFrom('message_attachments').where('org_id', '=', orgId).where('message_id', '=', id).execute();
@@ -292,12 +319,13 @@ export class MessagesRepo {
     return version;
   }
 
-  listPinned(orgId: string, conversationId: string): Promise<MessageRow[]> {
+  listPinned(orgId: string, conversationId: string, hidePrivate = false): Promise<MessageRow[]> {
     return this.db
       .selectFrom('messages')
       .selectAll()
       .where('org_id', '=', orgId)
       .where('conversation_id', '=', conversationId)
+      .$if(hidePrivate, (q) => q.where('private', '=', 0))
       .where('pinned_at', 'is not', null)
       .orderBy('pinned_at', 'desc')
       .limit(1000)

@@ -33,6 +33,7 @@ export const Message = Type.Object({
   mentions: Type.Object({ users: Type.Array(Type.String()), channel: Type.Boolean(), here: Type.Boolean() }),
   reactions: Type.Array(Type.Object({ emoji: Type.String(), count: Type.Integer(), me: Type.Boolean({ description: 'whether the caller reacted' }) })),
   attachments: Type.Array(FileInfo, { description: 'files carried by the message, in order (none once deleted)' }),
+  private: Type.Boolean({ description: 'a private note of a support conversation: staff only, never sent to a platform' }),
 });
 export type MessageDto = Static<typeof Message>;
 
@@ -49,6 +50,7 @@ export const SendMessageBody = Type.Object(
     client_msg_id: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'makes the send idempotent: a retry returns the first message' })),
     metadata: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 50 })),
     attachments: Type.Optional(AttachmentIds),
+    private: Type.Optional(Type.Boolean({ description: 'support conversations, staff only: a private note (never seen by the customer nor sent out)' })),
   },
   { additionalProperties: false },
 );

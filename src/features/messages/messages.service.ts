@@ -12,6 +12,9 @@ import type { MessageJsonRow, MessageRow, MessagesRepo } from './messages.repo.t
 import { mentionedUserIds, parseMentions } from './mentions.ts';
 import { HistoryPageCache } from './page-cache.ts';
 import type { RealtimePublisher } from '../realtime/publisher.ts';
+import type { Kysely } from 'kysely';
+import type { DB } from '../../storage/schema.ts';
+import type { EventRecorder } from '../support/support.service.ts';
 import type { ListMessagesQuery, MessageDto, SendMessageBody } from './messages.schemas.ts';
 
 const notFound = () => new AppError('message.not_found', 'Message not found');
@@ -51,6 +54,7 @@ export function toMessageDto(m: MessageRow, extra: MessageExtras = {}): MessageD
     mentions: m.mentions === null ? NO_MENTIONS : (JSON.parse(m.mentions) as MessageDto['mentions']),
     reactions: extra.reactions ?? [],
     attachments: extra.attachments ?? [],
+    private: m.private === 1,
   };
 }
 
@@ -72,6 +76,11 @@ export function messagePageJson(page: MessagePageJson): string {
  */
 function forEveryone(dto: MessageDto): MessageDto {
   return dto.reactions.some((r) => r.me) ? { ...dto, reactions: dto.reactions.map((r) => ({ ...r, me: false })) } : dto;
+}
+
+/** Whether `p` reads conversation `c` without its private notes: a support conversation's customer. */
+function hidesPrivate(p: Principal, c: { kind: string }): boolean {
+  return c.kind === 'support' && !checkAccess(p, 'support.handle');
 }
 
 /** Whose view of messages: `reactions[].me` is for `userId` (none when null). */
@@ -96,6 +105,18 @@ export class MessagesService {
     private readonly pages: HistoryPageCache = new HistoryPageCache(0),
     private readonly realtime: RealtimePublisher | null = null,
   ) {}
+
+  #events: EventRecorder | null = null;
+  #onCustomerMessage: ((orgId: string, conversationId: string) => Promise<void>) | null = null;
+
+  /**
+   * Integration events (outbox rows, in the transaction of the change) for the messages of support
+   * conversations, and what happens when a customer writes (the support service reopens).
+   */
+  setSupportHooks(events: EventRecorder | null, onCustomerMessage: (orgId: string, conversationId: string) => Promise<void>): void {
+    this.#events = events;
+    this.#onCustomerMessage = onCustomerMessage;
+  }
 
   /** Hits and misses of the history page cache (tests, diagnostics). */
   get historyCacheStats(): Readonly<{ hits: number; misses: number }> {
@@ -123,6 +144,9 @@ export class MessagesService {
 
   async #post(p: Principal, kind: string, conversationId: string, body: SendMessageBody, root: MessageRow | null, inChannel: boolean): Promise<{ message: MessageDto; replayed: boolean }> {
     const userId = requireUser(p);
+    if (body.private === true && !(kind === 'support' && checkAccess(p, 'support.handle'))) {
+      throw new AppError('validation.failed', 'Private notes are for the staff of support conversations', { fields: [{ field: '/body/private', message: 'not allowed here' }] });
+    }
     if ((body.type ?? 'text') === 'text' && body.body.trim() === '' && !body.attachments?.length) {
       throw new AppError('validation.failed', 'A text message needs a body', { fields: [{ field: '/body/body', message: 'must not be empty' }] });
     }
@@ -148,7 +172,7 @@ export class MessagesService {
       metadata: body.metadata === undefined ? null : JSON.stringify(body.metadata),
       parent_id: root?.id ?? null,
       client_msg_id: clientId,
-      private: 0,
+      private: body.private === true ? 1 : 0,
       edited_at: null,
       deleted_at: null,
       created_at: isoNow(this.clock),
@@ -157,10 +181,15 @@ export class MessagesService {
     };
     const followers = root ? [...new Set([userId, ...(root.sender_type === 'user' && root.sender_id ? [root.sender_id] : [])])] : [];
     try {
-      const { message: stored, root: rootChange } = await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id) });
+      const events = kind === 'support' ? this.#events : null;
+      const inTransaction = events
+        ? (trx: Kysely<DB>, m: MessageRow) => events.record(trx, p.orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(m, { attachments }) }).then(() => undefined)
+        : undefined;
+      const { message: stored, root: rootChange } = await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id), inTransaction });
       this.metrics.sent(kind, stored.type);
       const dto = toMessageDto(stored, { attachments });
       await this.#announceNew(p, kind, dto, stored.version_seq, mentioned, root && rootChange ? { ...root, ...rootChange } : null);
+      if (kind === 'support' && !checkAccess(p, 'support.handle')) await this.#onCustomerMessage?.(p.orgId, conversationId);
       return { message: dto, replayed: false };
     } catch (err) {
       // A concurrent retry with the same client id won the race: return its message.
@@ -180,8 +209,11 @@ export class MessagesService {
   async list(p: Principal, conversationId: string, q: ListMessagesQuery): Promise<MessagePageJson> {
     const c = await this.conversations.requireConversation(p, conversationId, 'read');
     const limit = q.limit ?? 50;
+    const hidePrivate = hidesPrivate(p, c);
     const range = (r: { afterSeq?: number; beforeSeq?: number; newestFirst: boolean }, n: number) =>
-      this.pages.get(`${conversationId}:${c.messages_version}:${r.afterSeq}:${r.beforeSeq}:${r.newestFirst}:${n}`, () => this.repo.listRangeJson(p.orgId, conversationId, r, n));
+      this.pages.get(`${conversationId}:${c.messages_version}:${r.afterSeq}:${r.beforeSeq}:${r.newestFirst}:${n}:${hidePrivate}`, () =>
+        this.repo.listRangeJson(p.orgId, conversationId, { ...r, hidePrivate }, n),
+      );
     const seqOf = async (id: string) => {
       const m = await this.repo.getById(p.orgId, id);
       if (!m || m.conversation_id !== conversationId) throw notFound();
@@ -253,7 +285,7 @@ export class MessagesService {
     const userId = requireUser(p);
     const m = await this.repo.getById(p.orgId, id);
     if (!m) throw notFound();
-    await this.#requireVisible(p, m, 'write');
+    const c = await this.#requireVisible(p, m, 'write');
     if (m.sender_id !== userId || m.sender_type !== 'user') throw new AppError('forbidden', 'Only the author can edit a message');
     if (m.deleted_at !== null) throw new AppError('message.conflict', 'A deleted message cannot be edited');
     const edited_at = isoNow(this.clock);
@@ -262,10 +294,11 @@ export class MessagesService {
     const any = parsed.usernames.length > 0 || parsed.channel || parsed.here;
     const mentioned = any ? mentionedUserIds(parsed, await this.conversations.memberDirectory(p.orgId, m.conversation_id), userId) : [];
     const mentions = any ? JSON.stringify({ users: mentioned, channel: parsed.channel, here: parsed.here }) : null;
-    const version = await this.repo.update(p.orgId, id, { body, edited_at, mentions });
+    const events = c.kind === 'support' ? this.#events : null;
+    const version = await this.repo.update(p.orgId, id, { body, edited_at, mentions }, events ? async (trx) => void (await events.record(trx, p.orgId, 'chat.message.updated', { conversation_id: m.conversation_id, message: toMessageDto({ ...m, body, edited_at, mentions }) })) : undefined);
     await this.repo.replaceMentions(m, mentioned);
     const dto = (await this.#dtos(p, [{ ...m, body, edited_at, mentions }]))[0]!;
-    this.realtime?.toConversation(m.conversation_id, 'message_update', forEveryone(dto), version);
+    this.realtime?.toConversation(m.conversation_id, 'message_update', forEveryone(dto), version, m.private === 1);
     return dto;
   }
 
@@ -279,17 +312,18 @@ export class MessagesService {
     if (c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
     if (m.deleted_at !== null) return;
     const deleted_at = isoNow(this.clock);
-    const version = await this.repo.tombstone(p.orgId, id, deleted_at);
-    this.realtime?.toConversation(m.conversation_id, 'message_delete', { id, conversation_id: m.conversation_id, seq: m.seq, parent_id: m.parent_id, deleted_at }, version);
+    const events = c.kind === 'support' ? this.#events : null;
+    const version = await this.repo.tombstone(p.orgId, id, deleted_at, events ? async (trx) => void (await events.record(trx, p.orgId, 'chat.message.deleted', { conversation_id: m.conversation_id, message_id: id })) : undefined);
+    this.realtime?.toConversation(m.conversation_id, 'message_delete', { id, conversation_id: m.conversation_id, seq: m.seq, parent_id: m.parent_id, deleted_at }, version, m.private === 1);
   }
 
   /** A thread: its root and a page of replies (ascending by seq, after `after_seq`). */
   async thread(p: Principal, rootId: string, q: { after_seq?: number; limit?: number }): Promise<{ root: MessageDto; replies: MessageDto[]; has_more: boolean }> {
     const root = await this.repo.getById(p.orgId, rootId);
     if (!root) throw notFound();
-    await this.#requireVisible(p, root);
+    const c = await this.#requireVisible(p, root);
     const limit = q.limit ?? 50;
-    const rows = await this.repo.listRange(p.orgId, root.conversation_id, { afterSeq: q.after_seq ?? 0, newestFirst: false, threadRootId: root.id }, limit + 1);
+    const rows = await this.repo.listRange(p.orgId, root.conversation_id, { afterSeq: q.after_seq ?? 0, newestFirst: false, threadRootId: root.id, hidePrivate: hidesPrivate(p, c) }, limit + 1);
     const [rootDto, ...replies] = await this.#dtos(p, [root, ...rows.slice(0, limit)]);
     return { root: rootDto!, replies, has_more: rows.length > limit };
   }
@@ -307,7 +341,7 @@ export class MessagesService {
     const dto = (await this.#dtos(p, [(await this.repo.getById(p.orgId, id)) ?? m]))[0]!;
     if (version !== null) {
       const count = dto.reactions.find((r) => r.emoji === emoji)?.count ?? 0;
-      this.realtime?.toConversation(m.conversation_id, 'reaction', { message_id: id, emoji, user_id: userId, action: add ? 'added' : 'removed', count }, version);
+      this.realtime?.toConversation(m.conversation_id, 'reaction', { message_id: id, emoji, user_id: userId, action: add ? 'added' : 'removed', count }, version, m.private === 1);
     }
     return dto;
   }
@@ -321,13 +355,13 @@ export class MessagesService {
     if (pinned && m.deleted_at !== null) throw new AppError('message.conflict', 'A deleted message cannot be pinned');
     const patch = pinned ? { pinned_at: m.pinned_at ?? isoNow(this.clock), pinned_by: m.pinned_by ?? userId } : { pinned_at: null, pinned_by: null };
     const version = await this.repo.update(p.orgId, id, patch);
-    this.realtime?.toConversation(m.conversation_id, 'pin', { message_id: id, pinned, pinned_at: patch.pinned_at, pinned_by: patch.pinned_by }, version);
+    this.realtime?.toConversation(m.conversation_id, 'pin', { message_id: id, pinned, pinned_at: patch.pinned_at, pinned_by: patch.pinned_by }, version, m.private === 1);
     return (await this.#dtos(p, [{ ...m, ...patch }]))[0]!;
   }
 
   async pinned(p: Principal, conversationId: string): Promise<MessageDto[]> {
-    await this.conversations.requireConversation(p, conversationId, 'read');
-    return this.#dtos(p, await this.repo.listPinned(p.orgId, conversationId));
+    const c = await this.conversations.requireConversation(p, conversationId, 'read');
+    return this.#dtos(p, await this.repo.listPinned(p.orgId, conversationId, hidesPrivate(p, c)));
   }
 
   /**
@@ -353,11 +387,13 @@ export class MessagesService {
   async #announceNew(p: Principal, kind: string, dto: MessageDto, version: number, mentioned: string[], root: MessageRow | null): Promise<void> {
     const rt = this.realtime;
     if (!rt) return;
-    rt.toConversation(dto.conversation_id, 'message', dto, version);
+    rt.toConversation(dto.conversation_id, 'message', dto, version, dto.private);
     if (kind === 'direct' || kind === 'group') {
       for (const m of await this.conversations.memberDirectory(p.orgId, dto.conversation_id)) rt.toUser(m.userId, 'message', dto, dto.conversation_id, version);
     }
-    for (const userId of mentioned) rt.toUser(userId, 'mention', { conversation_id: dto.conversation_id, message: dto }, dto.conversation_id);
+    // A private note's mentions reach the staff only (never the customer of the conversation).
+    const customers = dto.private ? new Set((await this.conversations.memberDirectory(p.orgId, dto.conversation_id)).filter((m) => m.role === 'customer').map((m) => m.userId)) : new Set<string>();
+    for (const userId of mentioned) if (!customers.has(userId)) rt.toUser(userId, 'mention', { conversation_id: dto.conversation_id, message: dto }, dto.conversation_id);
     if (root) {
       const rootDto = (await this.#dtos(p, [root]))[0]!;
       rt.toConversation(dto.conversation_id, 'message_update', forEveryone(rootDto), root.version_seq);
@@ -369,11 +405,17 @@ export class MessagesService {
    * access): the current version and the changed messages as their JSON text, the same for every
    * reader, oldest change first; `tooMany` when more than `limit` messages changed (refetch).
    */
-  async changesSince(orgId: string, conversationId: string, since: number, limit: number): Promise<{ version: number; tooMany: boolean; changes: Array<{ version_seq: number; deleted: boolean; json: string }> }> {
-    const { version, rows } = await this.repo.changesSince(orgId, conversationId, since, limit + 1);
+  async changesSince(
+    orgId: string,
+    conversationId: string,
+    since: number,
+    limit: number,
+    hidePrivate = false,
+  ): Promise<{ version: number; tooMany: boolean; changes: Array<{ version_seq: number; deleted: boolean; private: boolean; json: string }> }> {
+    const { version, rows } = await this.repo.changesSince(orgId, conversationId, since, limit + 1, hidePrivate);
     if (rows.length > limit) return { version, tooMany: true, changes: [] };
     const jsons = await this.#jsonPage({ orgId, userId: null }, rows);
-    return { version, tooMany: false, changes: rows.map((r, i) => ({ version_seq: r.version_seq, deleted: r.deleted_at !== null, json: jsons[i]! })) };
+    return { version, tooMany: false, changes: rows.map((r, i) => ({ version_seq: r.version_seq, deleted: r.deleted_at !== null, private: r.private === 1, json: jsons[i]! })) };
   }
 
   /** Per-user send limit across conversations (a retry answered from the first message is not counted). */
@@ -386,9 +428,12 @@ export class MessagesService {
   }
 
   /** A message is visible exactly when its conversation is. */
-  #requireVisible(p: Principal, m: MessageRow, need: 'read' | 'write' = 'read') {
-    return this.conversations.requireConversation(p, m.conversation_id, need).catch((err: unknown) => {
+  /** A message is visible when its conversation is; a private note only to the conversation's staff. */
+  async #requireVisible(p: Principal, m: MessageRow, need: 'read' | 'write' = 'read') {
+    const c = await this.conversations.requireConversation(p, m.conversation_id, need).catch((err: unknown) => {
       throw err instanceof AppError && err.code === 'conversation.not_found' ? notFound() : err;
     });
+    if (m.private === 1 && hidesPrivate(p, c)) throw notFound();
+    return c;
   }
 }

@@ -13,11 +13,12 @@
 export interface FeedSubscriber {
   /** Seq'd events at or below this are not delivered again (the subscriber has them). */
   from: number;
-  deliver(json: string, seq: number | undefined): void;
+  /** `staffOnly`: a private note; the subscriber drops it unless it is staff (its `from` still moves). */
+  deliver(json: string, seq: number | undefined, staffOnly: boolean): void;
 }
 
 /** Changes after `since` in seq order, as envelopes, and the conversation's version. */
-export type FillFn = (since: number) => Promise<{ version: number; events: Array<{ seq: number; json: string }> }>;
+export type FillFn = (since: number) => Promise<{ version: number; events: Array<{ seq: number; json: string; staffOnly?: boolean }> }>;
 
 export interface FeedOptions {
   /** How long an out-of-order event waits for the missing ones before the database fills the gap. */
@@ -31,11 +32,11 @@ export class ConversationFeed {
   readonly subscribers = new Set<FeedSubscriber>();
   /** Last seq delivered; undefined until the first subscriber told us where the stream stands. */
   #last: number | undefined;
-  readonly #early = new Map<number, string>();
+  readonly #early = new Map<number, { json: string; staffOnly: boolean }>();
   #gapTimer: NodeJS.Timeout | undefined;
   #filling = false;
   /** Deliveries waiting for their turn (chunked fan-out keeps events in order). */
-  readonly #queue: Array<{ json: string; seq: number | undefined }> = [];
+  readonly #queue: Array<{ json: string; seq: number | undefined; staffOnly: boolean }> = [];
   #pumping = false;
 
   constructor(
@@ -61,16 +62,16 @@ export class ConversationFeed {
   }
 
   /** A frame from the bus. */
-  onEvent(seq: number | undefined, json: string): void {
-    if (seq === undefined) return this.#enqueue(json, undefined);
+  onEvent(seq: number | undefined, json: string, staffOnly = false): void {
+    if (seq === undefined) return this.#enqueue(json, undefined, staffOnly);
     if (this.#last === undefined || seq > this.#last + 1 || this.#filling) {
-      if (this.#last === undefined || seq > this.#last) this.#early.set(seq, json);
+      if (this.#last === undefined || seq > this.#last) this.#early.set(seq, { json, staffOnly });
       if (this.#last !== undefined) this.#armGapTimer();
       return;
     }
     if (seq <= this.#last) return;
     this.#last = seq;
-    this.#enqueue(json, seq);
+    this.#enqueue(json, seq, staffOnly);
     this.#drain();
   }
 
@@ -82,11 +83,11 @@ export class ConversationFeed {
 
   #drain(): void {
     if (this.#last === undefined) return;
-    let next: string | undefined;
+    let next: { json: string; staffOnly: boolean } | undefined;
     while ((next = this.#early.get(this.#last + 1)) !== undefined) {
       this.#early.delete(this.#last + 1);
       this.#last += 1;
-      this.#enqueue(next, this.#last);
+      this.#enqueue(next.json, this.#last, next.staffOnly);
     }
     if (this.#early.size === 0) {
       clearTimeout(this.#gapTimer);
@@ -122,7 +123,7 @@ export class ConversationFeed {
       for (const e of events) {
         if (e.seq <= this.#last) continue;
         this.#last = e.seq;
-        this.#enqueue(e.json, e.seq);
+        this.#enqueue(e.json, e.seq, e.staffOnly === true);
       }
       if (version > this.#last) this.#last = version;
       for (const seq of [...this.#early.keys()]) if (seq <= this.#last) this.#early.delete(seq);
@@ -138,8 +139,8 @@ export class ConversationFeed {
     }
   }
 
-  #enqueue(json: string, seq: number | undefined): void {
-    this.#queue.push({ json, seq });
+  #enqueue(json: string, seq: number | undefined, staffOnly: boolean): void {
+    this.#queue.push({ json, seq, staffOnly });
     if (!this.#pumping) this.#pump();
   }
 
@@ -148,7 +149,7 @@ export class ConversationFeed {
     this.#pumping = true;
     let budget = this.opts.chunk;
     while (this.#queue.length) {
-      const { json, seq } = this.#queue[0]!;
+      const { json, seq, staffOnly } = this.#queue[0]!;
       const subs = this.#pending ?? [...this.subscribers];
       while (subs.length) {
         if (budget-- <= 0) {
@@ -163,7 +164,7 @@ export class ConversationFeed {
           s.from = seq;
         }
         try {
-          s.deliver(json, seq);
+          s.deliver(json, seq, staffOnly);
         } catch (err) {
           this.opts.onError(err);
         }

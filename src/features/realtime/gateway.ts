@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import type { Principal } from '../../access/access.ts';
+import { checkAccess, type Principal } from '../../access/access.ts';
 import type { Invalidation } from '../../access/principal-cache.ts';
 import { INVALIDATION_TOPIC } from '../../access/principal-cache.ts';
 import type { EventBus } from '../../bus/event-bus.ts';
@@ -61,8 +61,10 @@ export interface GatewayDeps {
 
 interface Subscription extends FeedSubscriber {
   conversationId: string;
+  /** Sees private notes (not a support conversation's customer). */
+  staff: boolean;
   /** While a resume replays from the database, live events wait here. */
-  buffer: Array<{ json: string; seq: number | undefined }> | null;
+  buffer: Array<{ json: string; seq: number | undefined; staffOnly: boolean }> | null;
 }
 
 /** One WebSocket connection. */
@@ -333,15 +335,17 @@ export class Gateway {
     const c = await this.deps.conversations.requireConversation(conn.principal, conversationId, 'read');
     if (conn.subs.has(conversationId)) this.#unsubscribe(conn, conversationId);
     const feed = await this.#feed(conversationId, c.org_id);
+    const staff = c.kind !== 'support' || checkAccess(conn.principal, 'support.handle');
     const sub: Subscription = {
       conversationId,
+      staff,
       // 0 while the database is read: the feed hands everything to the buffer, which is then
       // filtered against the version read (events committed after the read must not be lost).
       from: 0,
       buffer: [],
-      deliver: (json, seq) => {
-        if (sub.buffer) sub.buffer.push({ json, seq });
-        else conn.send(json);
+      deliver: (json, seq, staffOnly) => {
+        if (sub.buffer) sub.buffer.push({ json, seq, staffOnly });
+        else if (!staffOnly || sub.staff) conn.send(json);
       },
     };
     conn.subs.set(conversationId, sub);
@@ -352,7 +356,7 @@ export class Gateway {
     if (sinceSeq === undefined) {
       from = (await this.deps.messages.changesSince(conn.principal.orgId, conversationId, Number.MAX_SAFE_INTEGER, 0)).version;
     } else {
-      const r = await this.deps.messages.changesSince(conn.principal.orgId, conversationId, sinceSeq, this.config.resumeLimit);
+      const r = await this.deps.messages.changesSince(conn.principal.orgId, conversationId, sinceSeq, this.config.resumeLimit, !staff);
       from = r.version;
       if (r.tooMany) {
         resync = true;
@@ -379,7 +383,7 @@ export class Gateway {
         if (e.seq <= sub.from) continue;
         sub.from = e.seq;
       }
-      conn.send(e.json);
+      if (!e.staffOnly || sub.staff) conn.send(e.json);
     }
     return { channel_id: conversationId, seq: sub.from, replayed, resync_required: resync };
   }
@@ -417,6 +421,7 @@ export class Gateway {
           version: r.version,
           events: r.changes.map((ch) => ({
             seq: ch.version_seq,
+            staffOnly: ch.private,
             json: ch.deleted
               ? envelope('message_delete', { id: JSON.parse(ch.json).id, conversation_id: conversationId, replayed: true }, this.#now(), conversationId, ch.version_seq)
               : `{"type":"message","channel_id":${JSON.stringify(conversationId)},"payload":${ch.json},"timestamp":"${this.#now().toISOString()}","seq":${ch.version_seq},"replayed":true}`,
@@ -426,8 +431,8 @@ export class Gateway {
       { gapWaitMs: this.config.gapWaitMs, chunk: this.config.fanoutChunk, onError: (err) => this.deps.log.warn({ err: String(err) }, 'realtime: gap fill failed') },
     );
     const unsubscribe = this.deps.bus.subscribe(topics.conversation(conversationId), (frame) => {
-      const { seq, json } = parseFrame(frame);
-      feed.onEvent(seq, json);
+      const { seq, json, staffOnly } = parseFrame(frame);
+      feed.onEvent(seq, json, staffOnly);
     });
     entry = { feed, unsubscribe };
     this.#feeds.set(conversationId, entry);

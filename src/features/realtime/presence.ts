@@ -44,10 +44,17 @@ export class PresenceService {
     return new Map(users.map((u) => [u.id, effective(u.status, live.get(u.id) ?? { connections: 0, active: 0 })]));
   }
 
+  /** Called when a user's last connection closed (after the presence event). */
+  onOffline(handler: (orgId: string, userId: string) => void): void {
+    this.#offline.push(handler);
+  }
+  readonly #offline: Array<(orgId: string, userId: string) => void> = [];
+
   async #publishIfChanged(p: Principal): Promise<void> {
     const userId = p.userId!;
     const status = (await this.statuses([{ id: userId, status: p.user?.status ?? 'online' }])).get(userId)!;
     if (this.#published.get(userId) === status) return;
+    if (status === 'offline') for (const h of this.#offline) h(p.orgId, userId);
     if (status === 'offline') this.#published.delete(userId);
     else this.#published.set(userId, status);
     this.publisher.toOrg(p.orgId, 'presence', { user_id: userId, status });

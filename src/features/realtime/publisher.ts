@@ -32,8 +32,8 @@ export type ServerEventType =
 /**
  * Publishes every change to the gateways of every node, after the change is committed. The event
  * is serialized here, once, into the exact text clients receive; on the bus it travels as
- * `<seq>\n<envelope JSON>` (seq empty for events without one) so that gateways order and dedupe
- * conversation events without parsing them.
+ * `<seq>[!]\n<envelope JSON>` (seq empty for events without one; `!` for staff-only events) so that
+ * gateways order, dedupe and filter conversation events without parsing them.
  */
 export class RealtimePublisher {
   constructor(
@@ -42,8 +42,9 @@ export class RealtimePublisher {
     private readonly onError: (err: unknown) => void = () => undefined,
   ) {}
 
-  toConversation(conversationId: string, type: ServerEventType, payload: unknown, seq?: number): void {
-    this.#publish(topics.conversation(conversationId), envelope(type, payload, new Date(this.clock.now()), conversationId, seq), seq);
+  /** `staffOnly`: a private note (or a change to one) — never delivered to a support conversation's customer. */
+  toConversation(conversationId: string, type: ServerEventType, payload: unknown, seq?: number, staffOnly = false): void {
+    this.#publish(topics.conversation(conversationId), envelope(type, payload, new Date(this.clock.now()), conversationId, seq), seq, staffOnly);
   }
 
   toUser(userId: string, type: ServerEventType, payload: unknown, conversationId?: string, seq?: number): void {
@@ -54,8 +55,8 @@ export class RealtimePublisher {
     this.#publish(topics.org(orgId), envelope(type, payload, new Date(this.clock.now())), undefined);
   }
 
-  #publish(topic: string, json: string, seq: number | undefined): void {
-    this.bus.publish(topic, `${seq ?? ''}\n${json}`).catch(this.onError);
+  #publish(topic: string, json: string, seq: number | undefined, staffOnly = false): void {
+    this.bus.publish(topic, `${seq ?? ''}${staffOnly ? '!' : ''}\n${json}`).catch(this.onError);
   }
 }
 
@@ -64,9 +65,11 @@ export function envelope(type: string, payload: unknown, now: Date, channelId?: 
   return JSON.stringify({ type, ...(channelId === undefined ? {} : { channel_id: channelId }), payload, timestamp: now.toISOString(), ...(seq === undefined ? {} : { seq }), ...(id === undefined ? {} : { id }) });
 }
 
-/** Splits a bus frame into its seq (undefined when none) and the envelope text. */
-export function parseFrame(frame: string): { seq: number | undefined; json: string } {
+/** Splits a bus frame into its seq (undefined when none), whether it is for staff only, and the envelope text. */
+export function parseFrame(frame: string): { seq: number | undefined; staffOnly: boolean; json: string } {
   const nl = frame.indexOf('\n');
-  const head = frame.slice(0, nl);
-  return { seq: head === '' ? undefined : Number(head), json: frame.slice(nl + 1) };
+  let head = frame.slice(0, nl);
+  const staffOnly = head.endsWith('!');
+  if (staffOnly) head = head.slice(0, -1);
+  return { seq: head === '' ? undefined : Number(head), staffOnly, json: frame.slice(nl + 1) };
 }

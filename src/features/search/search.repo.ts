@@ -124,6 +124,9 @@ function fts5Query(s: SearchSpec, body: string): RawBuilder<unknown> | string {
 function conditions(s: SearchSpec): RawBuilder<unknown> {
   const mine = sql`select cm.conversation_id from conversation_members cm where cm.user_id = ${s.userId} and cm.org_id = ${s.orgId}`;
   const where = [sql`m.org_id = ${s.orgId}`, sql`m.deleted_at is null`];
+  // Private notes of support conversations are for staff: customers (who cannot browse public
+  // channels) never find them.
+  if (!s.includePublic) where.push(sql`m.private = 0`);
   where.push(
     s.includePublic
       ? sql`(m.conversation_id in (${mine}) or m.conversation_id in (select pc.id from conversations pc where pc.org_id = ${s.orgId} and pc.kind = 'public'))`

@@ -42,6 +42,8 @@ export async function newTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
     const url = typeof opts.redis === 'string' ? opts.redis : process.env.PARLEY_TEST_REDIS_URL;
     if (!url) throw new Error('Redis is not available to this test run');
     redis = new Redis(url, { maxRetriesPerRequest: 1 });
+    // Connection errors while the app shuts down are expected; the app logs its own.
+    redis.on('error', () => undefined);
   }
   const logs: string[] = [];
   const stream = new Writable({

@@ -7,12 +7,14 @@ import { seedDemo } from './demo/demo-seed.ts';
 import { loggerOptions } from './platform/logger.ts';
 import { createServices } from './services.ts';
 import { createDb } from './storage/db.ts';
+import { resealSecrets } from './features/inboxes/reseal.ts';
 
 const USAGE = `parley <command>
   migrate                       apply database migrations (also done at every start)
   seed                          create the demo organization and users (refused in production)
   create-platform-admin --username NAME --password PASS [--email E] [--organization SLUG]
-                                create or promote a platform administrator`;
+                                create or promote a platform administrator
+  reseal-secrets                re-encrypt secrets at rest with the first key of ENCRYPTION_KEYS`;
 
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -43,6 +45,11 @@ async function run(argv: string[]): Promise<number> {
       }
       const user = await ensurePlatformAdmin(services, org.id, { username: values.username, password: values.password, email: values.email ?? null });
       process.stdout.write(`platform admin "${user.username}" ready in organization "${org.slug}"\n`);
+      return 0;
+    }
+    if (command === 'reseal-secrets') {
+      const n = await resealSecrets(database.db, services.secrets);
+      process.stdout.write(`resealed with key "${services.secrets.currentKeyId}": ${n.inboxes} inbox credentials, ${n.webhooks} webhook secrets\n`);
       return 0;
     }
     process.stderr.write(`${USAGE}\n`);

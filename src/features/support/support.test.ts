@@ -203,5 +203,29 @@ for (const dialect of testDialects()) {
         for (const s of sockets) s.ws.terminate();
       }
     });
+
+    it('reassigns an agent’s open conversations when they go offline, if the inbox asks for it', async () => {
+      const [first, second] = await makeUsers(t.app, t.services, admin.orgId, 2, 'agent');
+      const inbox = (await ok('POST', '/api/v1/inboxes', { name: `Reassign ${dialect}`, platform: 'api', auto_assign: true, reassign_offline: true }, admin)).id;
+      for (const a of [first!, second!]) await ok('POST', `/api/v1/inboxes/${inbox}/members`, { user_id: a.id }, admin);
+      await t.app.listen({ port: 0, host: '127.0.0.1' }).catch(() => undefined);
+      const base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+      const s1 = await TestSocket.connect(base, first!.token);
+      const contact = await ok('POST', '/api/v1/contacts', { name: `reassign ${dialect}` }, admin);
+      const conv = await ok('POST', '/api/v1/conversations', { inbox_id: inbox, contact_id: contact.id }, admin);
+      assert.equal(conv.assignee_id, first!.id, 'the only one online');
+      const s2 = await TestSocket.connect(base, second!.token);
+      try {
+        await s1.close();
+        let now = conv.assignee_id as string | null;
+        for (let i = 0; i < 40 && now !== second!.id; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          now = (await ok('GET', `/api/v1/conversations/${conv.id}`, undefined, admin)).assignee_id;
+        }
+        assert.equal(now, second!.id, 'moved to the agent still online');
+      } finally {
+        s2.ws.terminate();
+      }
+    });
   });
 }

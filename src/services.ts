@@ -117,6 +117,7 @@ export function createServices(deps: ServiceDeps) {
   });
   const support = new SupportService(new SupportRepo(db), conversations, messages, inboxes, contacts, users, presence, clock, realtime);
   support.setEventRecorder(integrations);
+  conversations.setEventRecorder(integrations);
   messages.setSupportHooks(integrations, (orgId, id) => support.onCustomerMessage(orgId, id));
   presence.onOffline((orgId, userId) => void support.reassignFrom(orgId, userId).catch((err: unknown) => deps.onBackgroundError?.(err)));
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);

@@ -83,13 +83,18 @@ export class ConversationsRepo {
   }
 
   /** Add a member; false when they already were one. */
-  async addMember(m: MembershipRow): Promise<boolean> {
-    const r = await this.db
-      .insertInto('conversation_members')
-      .values(m)
-      .onConflict((oc) => oc.columns(['conversation_id', 'user_id']).doNothing())
-      .executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  /** Add a member (nothing when already one); `inTransaction` runs with the insert when it happened. */
+  async addMember(m: MembershipRow, inTransaction?: (trx: Kysely<DB>) => Promise<unknown>): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .insertInto('conversation_members')
+        .values(m)
+        .onConflict((oc) => oc.columns(['conversation_id', 'user_id']).doNothing())
+        .executeTakeFirst();
+      const added = Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+      if (added) await inTransaction?.(trx);
+      return added;
+    });
   }
 
   async countMembers(conversationId: string): Promise<number> {
@@ -115,9 +120,13 @@ export class ConversationsRepo {
     return Number(r.n);
   }
 
-  async removeMember(conversationId: string, userId: string): Promise<boolean> {
-    const r = await this.db.deleteFrom('conversation_members').where('conversation_id', '=', conversationId).where('user_id', '=', userId).executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
+  async removeMember(conversationId: string, userId: string, inTransaction?: (trx: Kysely<DB>) => Promise<unknown>): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx.deleteFrom('conversation_members').where('conversation_id', '=', conversationId).where('user_id', '=', userId).executeTakeFirst();
+      const removed = Number(r.numDeletedRows) > 0;
+      if (removed) await inTransaction?.(trx);
+      return removed;
+    });
   }
 
   listMembers(orgId: string, conversationId: string): Promise<Array<MembershipRow & { username: string; name: string; status: string }>> {

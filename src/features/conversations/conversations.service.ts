@@ -1,5 +1,8 @@
 import { checkAccess, requireAccess, requireUser, type Principal } from '../../access/access.ts';
 import type { RealtimePublisher } from '../realtime/publisher.ts';
+import type { Kysely } from 'kysely';
+import type { DB } from '../../storage/schema.ts';
+import type { EventRecorder } from '../support/support.service.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { decodeCursor, encodeCursor } from '../../platform/cursor.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -162,8 +165,7 @@ export class ConversationsService {
     if (c.member_role !== null) return toConversationDto(c);
     if (c.kind !== 'public') throw notFound();
     if (c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
-    await this.repo.addMember(this.#member(p.orgId, id, userId, 'member', isoNow(this.clock)));
-    this.#announceJoin(c, userId, 'member');
+    if (await this.repo.addMember(this.#member(p.orgId, id, userId, 'member', isoNow(this.clock)), this.#event(p.orgId, 'chat.conversation.member_added', id, userId))) this.#announceJoin(c, userId, 'member');
     return toConversationDto({ ...c, member_role: 'member' });
   }
 
@@ -172,8 +174,7 @@ export class ConversationsService {
     const c = await this.requireConversation(p, id, 'read');
     if (c.kind === 'direct') throw new AppError('conversation.invalid_members', 'A direct conversation cannot be left');
     if (c.member_role === null) throw new AppError('conversation.not_member', 'You are not a member');
-    await this.repo.removeMember(id, userId);
-    this.#announceLeave(id, userId);
+    if (await this.repo.removeMember(id, userId, this.#event(p.orgId, 'chat.conversation.member_removed', id, userId))) this.#announceLeave(id, userId);
   }
 
   async listMembers(p: Principal, id: string): Promise<MemberDto[]> {
@@ -198,9 +199,7 @@ export class ConversationsService {
       throw new AppError('conversation.invalid_members', `A group has at most ${MAX_GROUP} people`);
     }
     // Adding someone who is already a member changes nothing (idempotent).
-    const already = await this.repo.getMember(c.id, userId);
-    await this.repo.addMember(this.#member(p.orgId, c.id, userId, role, isoNow(this.clock)));
-    if (!already) this.#announceJoin(c, userId, role);
+    if (await this.repo.addMember(this.#member(p.orgId, c.id, userId, role, isoNow(this.clock)), this.#event(p.orgId, 'chat.conversation.member_added', c.id, userId))) this.#announceJoin(c, userId, role);
   }
 
   /** Removing someone else needs manage rights; removing yourself is leaving. */
@@ -210,8 +209,7 @@ export class ConversationsService {
     const target = await this.repo.getMember(c.id, userId);
     if (!target) throw new AppError('conversation.not_member', 'This user is not a member');
     if (target.role === 'owner' && !checkAccess(p, 'conversations.moderate')) throw new AppError('forbidden', 'An owner can only be removed by an admin');
-    await this.repo.removeMember(c.id, userId);
-    this.#announceLeave(c.id, userId);
+    if (await this.repo.removeMember(c.id, userId, this.#event(p.orgId, 'chat.conversation.member_removed', c.id, userId))) this.#announceLeave(c.id, userId);
   }
 
   /**
@@ -285,6 +283,18 @@ export class ConversationsService {
     if (body.user_id !== undefined && body.user_ids === undefined) return this.openDirect(p, body.user_id);
     if (body.user_ids !== undefined && body.user_id === undefined) return { conversation: await this.openGroup(p, body.user_ids), created: true };
     throw new AppError('validation.failed', 'Send either user_id (direct) or user_ids (group)', { fields: [{ field: '/body', message: 'needs exactly one of user_id, user_ids' }] });
+  }
+
+  /** The outbox writer for integration events (set once the integrations feature is wired). */
+  setEventRecorder(events: EventRecorder): void {
+    this.#events = events;
+  }
+  #events: EventRecorder | null = null;
+
+  /** A member change's integration event, written in the transaction of the change. */
+  #event(orgId: string, name: string, conversationId: string, userId: string) {
+    const events = this.#events;
+    return events ? (trx: Kysely<DB>) => events.record(trx, orgId, name, { conversation_id: conversationId, user_id: userId }) : undefined;
   }
 
   /** A new conversation: each member hears of it on their personal topic, with their own role. */

@@ -177,7 +177,12 @@ for (const dialect of testDialects()) {
       assert.equal(await status('DELETE', `/api/v1/conversations/${conv.id}`, undefined, superAgent), 204);
       // Every change left its integration event in the outbox, in the same transaction.
       if (redisUrl) {
+        // Member changes of any conversation are integration events too.
+        const channel = await ok('POST', '/api/v1/channels', { name: `events-${dialect}` }, member);
+        await ok('POST', `/api/v1/channels/${channel.id}/members`, { user_id: agent.id }, member);
+        await ok('DELETE', `/api/v1/channels/${channel.id}/members/${agent.id}`, undefined, member);
         const names = (await t.db.db.selectFrom('outbox').select('event_name').execute()).map((r) => r.event_name);
+        for (const n of ['chat.conversation.member_added', 'chat.conversation.member_removed']) assert.ok(names.includes(n), `${n} recorded`);
         for (const n of ['chat.conversation.new', 'chat.message.new', 'chat.conversation.assigned', 'chat.conversation.status_changed', 'chat.contact.new']) assert.ok(names.includes(n), `${n} recorded`);
       }
     });

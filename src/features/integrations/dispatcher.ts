@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Clock } from '../../platform/clock.ts';
 import type { Completion, OutboxRepo, OutboxRow } from './outbox.repo.ts';
 import type { OutboxMetrics } from './integrations.metrics.ts';
@@ -90,6 +91,8 @@ export class OutboxDispatcher {
     if (this.#running) return;
     this.#running = true;
     this.#abort = new AbortController();
+    // Every attempt in flight may listen for the stop signal.
+    setMaxListeners(this.#opts.concurrency + 10, this.#abort.signal);
     this.#loop = this.#run();
   }
 

@@ -135,11 +135,14 @@ export class OutboxRepo {
     return this.getById(orgId, id);
   }
 
-  /** Give up on an endpoint's waiting rows (the endpoint was deleted). */
+  /**
+   * Give up on an endpoint's waiting rows (the endpoint was deleted). The lease is dropped too, so
+   * the result of an attempt still running is discarded (see complete) instead of reviving the row.
+   */
   async failPendingForEndpoint(trx: Kysely<DB>, orgId: string, endpointId: string, reason: string): Promise<void> {
     await trx
       .updateTable('outbox')
-      .set({ status: 'failed', last_error: reason })
+      .set({ status: 'failed', last_error: reason, locked_until: null })
       .where('org_id', '=', orgId)
       .where('endpoint_id', '=', endpointId)
       .where('status', '=', 'pending')

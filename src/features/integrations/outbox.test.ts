@@ -125,7 +125,7 @@ for (const dialect of testDialects()) {
       assert.equal(row!.attempts, 3);
       assert.equal(row!.response_status, 200);
       assert.equal(row!.last_error, null);
-      assert.ok(row!.delivered_at);
+      assert.ok(row!.delivered_at, 'delivered_at');
       assert.equal(row!.locked_until, null);
       assert.deepEqual(seen.map((s) => s.attempts), [1, 2, 3]);
       // Backoff: at least half of base × 2^(n-1) between attempts.
@@ -180,7 +180,7 @@ for (const dialect of testDialects()) {
       const t0 = Date.now() + 60_000; // in the future: nothing else is due then but our rows
       const iso = (ms: number) => new Date(ms).toISOString();
       const first = (await repo.claim(iso(t0), iso(t0 + 1000), 1000)).find((r) => r.event_id === eventId);
-      assert.ok(first);
+      assert.ok(first, 'claimed');
       assert.equal((await repo.claim(iso(t0 + 500), iso(t0 + 1500), 1000)).some((r) => r.event_id === eventId), false, 'leased rows are not claimed');
       const second = (await repo.claim(iso(t0 + 2000), iso(t0 + 3000), 1000)).find((r) => r.event_id === eventId);
       assert.ok(second, 'claimable again once the lease ran out');

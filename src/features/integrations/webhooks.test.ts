@@ -48,8 +48,9 @@ const ENV = {
   WEBHOOKS_ALLOW_PRIVATE: 'true',
   OUTBOX_POLL_MS: '50',
   OUTBOX_RETRY_BASE_MS: '50',
-  OUTBOX_RETRY_MAX_MS: '200',
-  OUTBOX_MAX_ATTEMPTS: '4',
+  OUTBOX_RETRY_MAX_MS: '300',
+  // Enough attempts for the down-then-up test to see the row waiting before it gives up.
+  OUTBOX_MAX_ATTEMPTS: '6',
   WEBHOOK_TIMEOUT_MS: '2000',
 };
 
@@ -119,8 +120,8 @@ for (const dialect of testDialects()) {
         const done = await until('logged as done', async () => (await deliveries(ep.id)).find((d) => d.id === failing.id && d.status === 'done'));
         assert.equal(done.response_status, 200);
         assert.equal(done.last_error, null);
-        assert.ok(done.delivered_at);
-        assert.ok(done.attempts >= 3);
+        assert.ok(done.delivered_at, 'delivered_at');
+        assert.ok(done.attempts >= 2, `attempts: ${done.attempts}`);
         assert.equal(receiver.received.length, 1, 'the filtered-out event was not sent');
 
         // Manual redelivery: sent again, same event id, fresh attempts.
@@ -144,18 +145,18 @@ for (const dialect of testDialects()) {
         const ep = await createEndpoint(receiver.url);
         const eventId = await record(admin.orgId, 'chat.conversation.status_changed', { conversation_id: 'c9', status: 'resolved', previous_status: 'open' });
         const failed = await until('failed', async () => (await deliveries(ep.id)).find((d) => d.event_id === eventId && d.status === 'failed'));
-        assert.equal(failed.attempts, 4);
+        assert.equal(failed.attempts, 6);
         assert.equal(failed.response_status, 500);
         assert.equal(failed.last_error, 'HTTP 500: receiver says no');
-        assert.equal(receiver.received.length, 4);
+        assert.equal(receiver.received.length, 6);
 
         const list = await call(t.app, 'GET', '/api/v1/outbox?status=failed', { token: admin.token });
         assert.equal(list.statusCode, 200, list.body);
-        assert.ok(list.data.data.some((d: { id: string }) => d.id === failed.id));
-        assert.ok(list.data.data.every((d: { status: string }) => d.status === 'failed'));
+        assert.ok(list.data.data.some((d: { id: string }) => d.id === failed.id), 'listed as failed');
+        assert.ok(list.data.data.every((d: { status: string }) => d.status === 'failed'), 'only failed rows');
         const pending = await call(t.app, 'GET', '/api/v1/outbox?status=pending&target=webhook', { token: admin.token });
         assert.equal(pending.statusCode, 200);
-        assert.ok(!pending.data.data.some((d: { id: string }) => d.id === failed.id));
+        assert.ok(!pending.data.data.some((d: { id: string }) => d.id === failed.id), 'not pending');
         const metrics = await t.app.metrics.registry.metrics();
         assert.match(metrics, /chat_outbox_deliveries_total\{target="webhook",outcome="failed"\} [1-9]/);
         assert.match(metrics, /chat_outbox_deliveries_total\{target="webhook",outcome="retry"\} [1-9]/);
@@ -193,7 +194,7 @@ for (const dialect of testDialects()) {
       const after = await call(t.app, 'GET', '/api/v1/outbox?target=webhook&limit=200', { token: admin.token });
       const mine = after.data.data.filter((d: { endpoint_id: string }) => d.endpoint_id === ep.id);
       assert.equal(mine.length, 5, 'the log outlives the endpoint');
-      assert.ok(mine.every((d: { status: string; last_error: string }) => d.status === 'failed' && d.last_error === 'the webhook endpoint was deleted'));
+      assert.deepEqual(mine.map((d: { status: string; last_error: string }) => [d.status, d.last_error]), Array(5).fill(['failed', 'the webhook endpoint was deleted']));
     });
 
     it('CRUD: list, read, change, validate, rotate the secret, delete', async () => {
@@ -201,7 +202,7 @@ for (const dialect of testDialects()) {
       assert.deepEqual(ep.events, ['*']);
       assert.equal(ep.active, true);
       const list = await call(t.app, 'GET', '/api/v1/webhooks', { token: admin.token });
-      assert.ok(list.data.data.some((e: { id: string }) => e.id === ep.id));
+      assert.ok(list.data.data.some((e: { id: string }) => e.id === ep.id), 'listed');
       const patched = await call(t.app, 'PATCH', `/api/v1/webhooks/${ep.id}`, { token: admin.token, body: { events: ['chat.conversation.new', 'chat.message.*'], active: false, url: 'https://127.0.0.1:9/x' } });
       assert.equal(patched.statusCode, 200, patched.body);
       assert.deepEqual(patched.data.events, ['chat.conversation.new', 'chat.message.*']);
@@ -280,9 +281,9 @@ for (const dialect of testDialects()) {
       // Another organization's admin: the lists are its own; our objects do not exist for it.
       const theirList = await call(t.app, 'GET', '/api/v1/webhooks', { token: otherAdmin.token });
       assert.equal(theirList.statusCode, 200);
-      assert.ok(!theirList.body.includes(ep.id));
+      assert.ok(!theirList.body.includes(ep.id), 'not in their list');
       const theirOutbox = await call(t.app, 'GET', '/api/v1/outbox', { token: otherAdmin.token });
-      assert.ok(!theirOutbox.body.includes(delivery.id));
+      assert.ok(!theirOutbox.body.includes(delivery.id), 'not in their outbox');
       for (const [method, url, body] of routes.slice(2)) {
         if (url.endsWith('?status=pending')) continue;
         const r = await call(t.app, method as 'GET', url, { token: otherAdmin.token, body });

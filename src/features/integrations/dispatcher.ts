@@ -44,6 +44,10 @@ export interface DispatcherOptions {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** After rows were written, poll this often for a short while (their commit may be under way). */
+const SOON_POLL_MS = 20;
+const SOON_WINDOW_MS = 500;
+
 /**
  * The one dispatcher for everything that leaves the process. It polls for due rows (and wakes at
  * once on kick(), which producers call after their commit), claims at most as many as it has free
@@ -63,7 +67,10 @@ export class OutboxDispatcher {
   #running = false;
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
+  #timer: NodeJS.Timeout | null = null;
   #kicked = false;
+  /** performance.now() until which the dispatcher polls every SOON_POLL_MS. */
+  #soonUntil = 0;
   /** The last claim filled every free slot: more rows may be due as soon as one frees. */
   #moreDue = false;
 
@@ -102,6 +109,20 @@ export class OutboxDispatcher {
     this.#wake?.();
   }
 
+  /**
+   * Rows are being written in a transaction that has not committed yet (IntegrationEvents calls
+   * this): poll every few milliseconds for a short while, so they leave soon after the commit even
+   * when the producer does not kick() afterwards.
+   */
+  soon(): void {
+    this.#soonUntil = performance.now() + SOON_WINDOW_MS;
+    if (this.#wake && this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(this.#wake, SOON_POLL_MS);
+      this.#timer.unref();
+    }
+  }
+
   /** A target's backend is reachable again: make its waiting rows due now. */
   async expedite(target: string): Promise<void> {
     if (!this.#running) return;
@@ -117,7 +138,10 @@ export class OutboxDispatcher {
    * attempt is retried later), release handlers. Leaves no timer behind.
    */
   async stop(): Promise<void> {
-    if (!this.#running) return;
+    if (!this.#running) {
+      for (const h of this.#handlers.values()) h.dispose?.();
+      return;
+    }
     this.#running = false;
     this.#wake?.();
     await this.#loop;
@@ -152,15 +176,17 @@ export class OutboxDispatcher {
       this.#kicked = false;
       return Promise.resolve();
     }
+    const ms = performance.now() < this.#soonUntil ? Math.min(SOON_POLL_MS, this.#opts.pollMs) : this.#opts.pollMs;
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        if (this.#timer) clearTimeout(this.#timer);
+        this.#timer = null;
         this.#wake = null;
         this.#kicked = false;
         resolve();
       };
-      const timer = setTimeout(done, this.#opts.pollMs);
-      timer.unref();
+      this.#timer = setTimeout(done, ms);
+      this.#timer.unref();
       this.#wake = done;
     });
   }

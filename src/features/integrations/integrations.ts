@@ -40,7 +40,7 @@ export function createIntegrations(deps: IntegrationsDeps) {
   if (redis) dispatcher.register('redis', new RedisTarget(redis, config.redisMinSubscribers, () => void dispatcher.expedite('redis')));
   dispatcher.register('webhook', new WebhookTarget(endpoints, deps.secrets, config.webhooks, clock));
   const kick = () => dispatcher.kick();
-  const integrations = new IntegrationEvents(outbox, endpoints, clock, { redis: redis !== null }, kick);
+  const integrations = new IntegrationEvents(outbox, endpoints, clock, { redis: redis !== null }, { kick, soon: () => dispatcher.soon() });
   const webhooks = new WebhooksService(endpoints, outbox, deps.secrets, clock, config.webhooks, kick);
   return { integrations, dispatcher, webhooks };
 }

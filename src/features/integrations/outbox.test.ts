@@ -173,6 +173,27 @@ for (const dialect of testDialects()) {
       assert.match(text, /chat_outbox_oldest_age_seconds 0\n/);
     });
 
+    it('rows written without a kick() still leave soon after the commit (no wait for the next poll)', async () => {
+      const { dispatcher } = newDispatcher(d, { pollMs: 60_000 });
+      const delivered: number[] = [];
+      dispatcher.register('soon', { deliver: async () => (delivered.push(Date.now()), { ok: true }) });
+      const producer = new IntegrationEvents(new OutboxRepo(d.db), new WebhooksRepo(d.db), systemClock, { redis: false }, { kick: () => dispatcher.kick(), soon: () => dispatcher.soon() });
+      dispatcher.start();
+      try {
+        await new Promise((r) => setTimeout(r, 50)); // the dispatcher is asleep for a minute now
+        const t0 = Date.now();
+        const eventId = newId();
+        await d.db.transaction().execute(async (trx) => {
+          await producer.enqueue(trx, [{ orgId, target: 'soon', eventName: 'chat.test', eventId, payload: '{}', idempotencyKey: `${eventId}:soon` }]);
+          await new Promise((r) => setTimeout(r, 60)); // the commit comes a while later
+        });
+        await until('delivered', () => delivered.length === 1, 3000);
+        assert.ok(delivered[0]! - t0 < 1000, `${delivered[0]! - t0} ms`);
+      } finally {
+        await dispatcher.stop();
+      }
+    });
+
     it('a lease that ran out is fenced: the late result is dropped, the new claimer owns the row', async () => {
       const repo = new OutboxRepo(d.db);
       const eventId = newId();

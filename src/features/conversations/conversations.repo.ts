@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import { startsWith } from '../../storage/like.ts';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import type { ConversationMembersTable, ConversationsTable, DB } from '../../storage/schema.ts';
 
 export type ConversationRow = Selectable<ConversationsTable>;
@@ -11,6 +12,18 @@ export type ConversationWithMembership = ConversationRow & {
   contact_user_id?: string | null;
 };
 
+const GET_WITH_MEMBERSHIP = new PreparedQuery<[userId: string, orgId: string, id: string], ConversationWithMembership>((db: Kysely<DB>, param) =>
+  db
+    .selectFrom('conversations as c')
+    .selectAll('c')
+    .select((eb) => eb.selectFrom('conversation_members as m').select('m.role').whereRef('m.conversation_id', '=', 'c.id').where('m.user_id', '=', param(0)).as('member_role'))
+    // Null at once for conversations without an inbox or a contact (every team conversation).
+    .select((eb) => eb.selectFrom('inbox_members as im').select(eb.lit(1).as('x')).whereRef('im.inbox_id', '=', 'c.inbox_id').where('im.user_id', '=', param(0)).as('inbox_member'))
+    .select((eb) => eb.selectFrom('contacts as ct').select('ct.user_id').whereRef('ct.id', '=', 'c.contact_id').as('contact_user_id'))
+    .where('c.org_id', '=', param(1))
+    .where('c.id', '=', param(2)),
+);
+
 /** SQL for conversations and their members. Every query is scoped by org_id. */
 export class ConversationsRepo {
   constructor(private readonly db: Kysely<DB>) {}
@@ -19,16 +32,8 @@ export class ConversationsRepo {
   getWithMembership(orgId: string, id: string, userId: string | null): Promise<ConversationWithMembership | undefined> {
     // The role as a subquery, not a LEFT JOIN: on SQLite the join form runs about 4× slower
     // (measured: 24 µs against 7 µs), and this query runs before everything done in a conversation.
-    return this.db
-      .selectFrom('conversations as c')
-      .selectAll('c')
-      .select((eb) => eb.selectFrom('conversation_members as m').select('m.role').whereRef('m.conversation_id', '=', 'c.id').where('m.user_id', '=', userId ?? '').as('member_role'))
-      // Null at once for conversations without an inbox or a contact (every team conversation).
-      .select((eb) => eb.selectFrom('inbox_members as im').select(eb.lit(1).as('x')).whereRef('im.inbox_id', '=', 'c.inbox_id').where('im.user_id', '=', userId ?? '').as('inbox_member'))
-      .select((eb) => eb.selectFrom('contacts as ct').select('ct.user_id').whereRef('ct.id', '=', 'c.contact_id').as('contact_user_id'))
-      .where('c.org_id', '=', orgId)
-      .where('c.id', '=', id)
-      .executeTakeFirst();
+    // Prepared: built and compiled once (see storage/prepared.ts), it runs before every request in a conversation.
+    return GET_WITH_MEMBERSHIP.execute(this.db, [userId ?? '', orgId, id]).then((rows) => rows[0]);
   }
 
   getByDmKey(orgId: string, dmKey: string): Promise<ConversationRow | undefined> {

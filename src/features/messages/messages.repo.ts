@@ -1,6 +1,7 @@
 import { type Kysely, type RawBuilder, type Selectable, sql } from 'kysely';
 import { dialectOf } from '../../storage/dialect.ts';
 import type { TxRunner } from '../../storage/group-commit.ts';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import type { DB, MessagesTable } from '../../storage/schema.ts';
 
 export type MessageRow = Selectable<MessagesTable>;
@@ -80,6 +81,27 @@ export interface Range {
   hidePrivate?: boolean;
 }
 
+// The statements of every send, prepared once (storage/prepared.ts): building them with Kysely
+// each time cost more than running them.
+const NEXT_SEQ = new PreparedQuery<[versions: number, at: string, conversationId: string, orgId: string], { last_seq: number; messages_version: number }>((db: Kysely<DB>, param) =>
+  db
+    .updateTable('conversations')
+    .set((eb) => ({ last_seq: eb('last_seq', '+', 1), messages_version: eb('messages_version', '+', param(0)), last_message_at: param(1), updated_at: param(1) }))
+    .where('id', '=', param(2))
+    .where('org_id', '=', param(3))
+    .returning(['last_seq', 'messages_version']),
+);
+const MESSAGE_COLUMNS = [
+  'id', 'org_id', 'conversation_id', 'seq', 'version_seq', 'sender_type', 'sender_id', 'type', 'body', 'metadata', 'parent_id', 'client_msg_id', 'private',
+  'edited_at', 'deleted_at', 'created_at', 'in_channel', 'reply_count', 'last_reply_at', 'pinned_at', 'pinned_by', 'mentions', 'reaction_count', 'attachment_count',
+] as const satisfies ReadonlyArray<keyof MessageRow>;
+const INSERT_MESSAGE = new PreparedQuery<unknown[], never>((db: Kysely<DB>, param) =>
+  db.insertInto('messages').values(Object.fromEntries(MESSAGE_COLUMNS.map((c, i) => [c, param(i)])) as never),
+);
+const READ_OWN = new PreparedQuery<[seq: number, conversationId: string, userId: string], never>((db: Kysely<DB>, param) =>
+  db.updateTable('conversation_members').set({ last_read_seq: param(0) }).where('conversation_id', '=', param(1)).where('user_id', '=', param(2)).where('last_read_seq', '<', param(0)),
+);
+
 /** SQL for messages. Every query is scoped by org_id. */
 export class MessagesRepo {
   constructor(
@@ -121,13 +143,8 @@ export class MessagesRepo {
     return this.writes.run(async (trx) => {
       // A thread reply is two changes: the reply (version - 1) and its root's counters (version).
       const versions = row.parent_id === null ? 1 : 2;
-      const conv = await trx
-        .updateTable('conversations')
-        .set((eb) => ({ last_seq: eb('last_seq', '+', 1), messages_version: eb('messages_version', '+', versions), last_message_at: row.created_at, updated_at: row.created_at }))
-        .where('id', '=', row.conversation_id)
-        .where('org_id', '=', row.org_id)
-        .returning(['last_seq', 'messages_version'])
-        .executeTakeFirstOrThrow();
+      const [conv] = await NEXT_SEQ.execute(trx, [versions, row.created_at, row.conversation_id, row.org_id]);
+      if (!conv) throw new Error(`conversation ${row.conversation_id} not found while sending`);
       const version = Number(conv.messages_version);
       const message: MessageRow = {
         ...row,
@@ -140,16 +157,8 @@ export class MessagesRepo {
         reaction_count: 0,
         attachment_count: extras.attachmentFileIds?.length ?? 0,
       };
-      await trx.insertInto('messages').values(message).execute();
-      if (row.sender_id !== null) {
-        await trx
-          .updateTable('conversation_members')
-          .set({ last_read_seq: message.seq })
-          .where('conversation_id', '=', row.conversation_id)
-          .where('user_id', '=', row.sender_id)
-          .where('last_read_seq', '<', message.seq)
-          .execute();
-      }
+      await INSERT_MESSAGE.execute(trx, MESSAGE_COLUMNS.map((c) => message[c]));
+      if (row.sender_id !== null) await READ_OWN.execute(trx, [message.seq, row.conversation_id, row.sender_id]);
       if (extras.attachmentFileIds?.length) {
         await trx
           .insertInto('message_attachments')
@@ -229,13 +238,28 @@ export class MessagesRepo {
 
   /** listRange, each message as its API JSON (MessageJsonRow). */
   listRangeJson(orgId: string, conversationId: string, r: Range, limit: number): Promise<MessageJsonRow[]> {
-    this.#json ??= messageJsonSql(this.#dialect);
-    return this.#range(orgId, conversationId, r)
-      .select(['id', 'seq', 'reply_count', 'reaction_count', 'attachment_count', this.#json.as('json')])
-      .limit(limit)
-      .execute();
+    // Prepared per shape of the range (which bounds, order, thread, private notes): see storage/prepared.ts.
+    const shape = `${r.afterSeq !== undefined}:${r.beforeSeq !== undefined}:${r.newestFirst}:${r.threadRootId !== undefined}:${r.hidePrivate === true}`;
+    let q = this.#rangeJson.get(shape);
+    if (!q) {
+      const json = (this.#json ??= messageJsonSql(this.#dialect));
+      q = new PreparedQuery<unknown[], MessageJsonRow>((_db, param) =>
+        this.#range(param(0), param(1), {
+          newestFirst: r.newestFirst,
+          hidePrivate: r.hidePrivate,
+          ...(r.afterSeq !== undefined ? { afterSeq: param(2) } : {}),
+          ...(r.beforeSeq !== undefined ? { beforeSeq: param(3) } : {}),
+          ...(r.threadRootId !== undefined ? { threadRootId: param(4) } : {}),
+        })
+          .select(['id', 'seq', 'reply_count', 'reaction_count', 'attachment_count', json.as('json')])
+          .limit(param(5)),
+      );
+      this.#rangeJson.set(shape, q);
+    }
+    return q.execute(this.db, [orgId, conversationId, r.afterSeq, r.beforeSeq, r.threadRootId, limit]);
   }
   #json: RawBuilder<string> | undefined;
+  readonly #rangeJson = new Map<string, PreparedQuery<unknown[], MessageJsonRow>>();
 
   /**
    * What changed in a conversation after event seq `since`: its current messages_version, and every

@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fmtMs, fmtRps, median } from '../lib/benchmark.ts';
 import { table } from '../lib/markdown.ts';
-import { bottleneck, type CpuWindow, cpuWindow, NAMES, pct, type WsContext } from './context.ts';
+import { bottleneck, contentionNote, type CpuWindow, cpuWindow, NAMES, pct, type WsContext } from './context.ts';
 import { mergeStats } from './fleet.ts';
 import { facts, type Outcome, startFacts, verdictWord } from './report.ts';
 import { SHOWN_ENV } from './servers.ts';
@@ -44,9 +44,11 @@ async function once(ctx: WsContext, mode: Mode, target: Target, label: string): 
   const fleet = await ctx.env.fleet();
   const publisher = await ctx.env.publisher();
   const rooms = Array.from({ length: opts.bigRoom }, () => fixture.channel);
-  const conn = await fleet.connect({ target, bases: [server.base], tokens: fixture.tokens, rooms, concurrency: 100, trackCompletion: mode === 'fanout' });
-  // Closed loop: a message is done when every process reported it reached all its subscribers.
+  const conn = await fleet.connect({ target, bases: [server.base], tokens: fixture.tokens, rooms, concurrency: 100, trackCompletion: true });
+  // A message is done when every process reported it reached all its subscribers; in the closed
+  // loop that gives the publisher a credit back. Every posted message must get done.
   const done = new Map<number, number>();
+  let completed = 0;
   const procs = fleet.split(rooms, 1).filter((b) => b.rooms.length > 0).length;
   fleet.onDone = (ns) => {
     for (const n of ns) {
@@ -54,7 +56,8 @@ async function once(ctx: WsContext, mode: Mode, target: Target, label: string): 
       if (c < procs) done.set(n, c);
       else {
         done.delete(n);
-        publisher.credit(1);
+        completed++;
+        if (mode === 'fanout') publisher.credit(1);
       }
     }
   };
@@ -66,6 +69,7 @@ async function once(ctx: WsContext, mode: Mode, target: Target, label: string): 
   const stats = mergeStats(await fleet.measure(false));
   const cpu = stopCpu();
   const pub = await publisher.end();
+  for (let waited = 0; completed < pub.ok && waited < 10_000; waited += 50) await sleep(50);
   fleet.onDone = () => undefined;
   await fleet.close();
   await sleep(500);
@@ -74,6 +78,7 @@ async function once(ctx: WsContext, mode: Mode, target: Target, label: string): 
     ...(stats.lost ? [`${stats.lost} connections lost during the window (${stats.errors[0] ?? ''})`] : []),
     ...(pub.failed ? [`${pub.failed} posts failed (${pub.errors[0] ?? ''})`] : []),
     ...(stats.deliveries === 0 ? ['no delivery measured'] : []),
+    ...(completed < pub.ok ? [`${pub.ok - completed} of ${pub.ok} posted messages did not reach every subscriber within 10 s`] : []),
   ];
   const r: Run = {
     label,
@@ -135,7 +140,7 @@ function setup(ctx: WsContext): string {
   const o = ctx.opts;
   return `How it is set up:
 
-- Three servers, each its own process, in the same run: **Parley** started exactly as \`npm start\` does, SQLite in a temp dir; environment \`${SHOWN_ENV}\` (rate limiter on at a limit never reached; the send, WebSocket connect and WebSocket message limits off). **Bare ws** (\`bench/ws/bare-ws-server.ts\`): \`ws\` on \`node:http\`, no compression (as Parley), a room is a \`Set\` of sockets, broadcast = the frame serialized and encoded once and \`send()\` as a text frame to every socket (one write per socket and message, no coalescing). **Socket.IO** (\`bench/ws/socketio-server.ts\`): WebSocket transport only, \`socket.join(room)\` / \`io.to(room).emit('message', frameText)\`. The baselines build each message from the message Parley answered (new id, seq, body, times), so frames have the same shape and size; they check only that a token is present.
+- Three servers, each its own process, in the same run: **Parley** started exactly as \`npm start\` does, SQLite in a temp dir; environment \`${SHOWN_ENV}\` (rate limiter on at a limit never reached; the send, WebSocket connect and WebSocket message limits off). **Bare ws** (\`bench/ws/bare-ws-server.ts\`): \`ws\` on \`node:http\`, no compression (as Parley), a room is a \`Set\` of sockets, broadcast = the frame serialized and encoded once and \`send()\` as a text frame to every socket (one write per socket and message, no coalescing; Parley's gateway corks each socket and flushes once per event-loop turn, so frames of several messages can share one write). **Socket.IO** (\`bench/ws/socketio-server.ts\`): WebSocket transport only, \`socket.join(room)\` / \`io.to(room).emit('message', frameText)\`. The baselines build each message from the message Parley answered (new id, seq, body, times), so frames have the same shape and size; they check only that a token is present.
 - ${o.bigRoom.toLocaleString('en-US')} client connections in ${o.processes} load processes (\`bench/ws/load-client.ts\`), ${5} benchmark users reused round-robin (about ${Math.round(o.bigRoom / 5)} connections per user), all subscribed to one public channel. Parley clients connect to \`/ws?token=<access token>\`, wait for \`hello\`, send \`subscribe\` and wait for its \`ack\`; same protocol on the bare server; Socket.IO clients use \`socket.io-client\` (WebSocket transport).
 - Messages are posted through the HTTP API (\`POST /api/v1/channels/<id>/messages\`, keep-alive) by a separate publisher process (\`bench/ws/publisher.ts\`); Parley authenticates, validates, persists and publishes each one. Each body carries the message number and the send time (\`performance.timeOrigin + performance.now()\` before the request is written); a client finds them by a byte search in the frame. A delivery = one \`message\` frame received by one connection; latency = receive time − send time (same machine clock), merged over all connections in a log histogram (~2 % buckets).
 - CPU: server = its process's CPU time over the window (/proc), as a share of one core; load processes report their own \`process.cpuUsage()\`; "other CPU" = share of the machine used by processes outside the benchmark. A load process near 100 % of a core means the clients, not the server, set the figure ("limited by").`;
@@ -162,7 +167,7 @@ export async function fanout(ctx: WsContext): Promise<Outcome> {
 Goal (issue): deliveries per second at saturation **≥ 1.0× bare ws and ≥ 1.2× Socket.IO**, baselines re-measured in the same run.
 
 Result: Parley ${fmtRps(f('parley'))} deliveries/s; bare ws ${fmtRps(f('bare'))}; Socket.IO ${fmtRps(f('socketio'))} → **${rBare.toFixed(2)}×** bare, **${rSio.toFixed(2)}×** Socket.IO — goal ${verdictWord(status, failure)}.
-${clientBound.length ? `\n**The load processes were the bottleneck** in ${clientBound.length} of ${runs.length} runs (${clientBound.join(', ')}): at least one load process used ≥ 90 % of a core, so those figures are lower bounds of what the server could deliver.\n` : ''}
+${contentionNote(runs.map((r) => r.cpu))}${clientBound.length ? `\n**The load processes were the bottleneck** in ${clientBound.length} of ${runs.length} runs (${clientBound.join(', ')}): at least one load process used ≥ 90 % of a core, so those figures are lower bounds of what the server could deliver.\n` : ''}
 ${table(
   [`median of ${o.rounds} rounds`, 'bare ws', 'Socket.IO', 'Parley', 'Parley / bare', 'Parley / Socket.IO'],
   [
@@ -172,8 +177,8 @@ ${table(
   ['l', 'r', 'r', 'r', 'r', 'r'],
 )}
 
-${facts(ctx, started, loadBefore, 'fanout')}
-- Protocol: per round and target: connect and subscribe, ${o.warmupSec} s of load (not counted), ${o.durationSec} s measured, disconnect; ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians over the rounds. The publisher keeps **${o.window} messages in flight** (closed loop: a credit comes back when a message has reached every subscriber), so the server always has work queued while the backlog stays bounded. A failed connection or post, or a connection lost during the window, marks the benchmark failed.
+${facts(ctx, started, loadBefore, 'fanout', [(await ctx.env.parley()).server.code])}
+- Protocol: per round and target: connect and subscribe, ${o.warmupSec} s of load (not counted), ${o.durationSec} s measured, disconnect; ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians over the rounds. The publisher keeps **${o.window} messages in flight** (closed loop: a credit comes back when a message has reached every subscriber), so the server always has work queued while the backlog stays bounded. A failed connection or post, a connection lost during the window, or a posted message that did not reach every subscriber marks the benchmark failed.
 
 ${runTable(runs, ctx.machine.cores)}
 
@@ -200,7 +205,7 @@ export async function latency(ctx: WsContext): Promise<Outcome> {
 Goal (issue): p99 from posting a message to a subscriber receiving it **≤ 1.2× bare ws**, same run.
 
 Result: Parley p99 ${fmtMs(p99('parley'))} vs bare ws ${fmtMs(p99('bare'))} = **${ratio.toFixed(2)}×** — goal ${verdictWord(status, failure)} (Socket.IO p99 ${fmtMs(p99('socketio'))}, for reference).
-
+${contentionNote(runs.map((r) => r.cpu))}
 ${table(
   [`median of ${o.rounds} rounds`, 'bare ws', 'Socket.IO', 'Parley', 'Parley / bare'],
   (['p50', 'p99', 'max'] as const).map((k) => [k, ...(['bare', 'socketio', 'parley'] as const).map((t) => fmtMs(med(runs, t, (r) => r[k]))), `${(med(runs, 'parley', (r) => r[k]) / med(runs, 'bare', (r) => r[k])).toFixed(2)}×`]),
@@ -209,8 +214,8 @@ ${table(
 
 The latency is measured from just before the publisher writes the HTTP request to the client's \`message\` event, so for Parley it includes the HTTP request, authentication, the database write and the fan-out; for the baselines only the HTTP request and the fan-out.
 
-${facts(ctx, started, loadBefore, 'latency')}
-- Protocol: per round and target: connect and subscribe, ${o.warmupSec} s of load (not counted), ${o.durationSec} s measured (${Math.round(o.latencyRate * o.durationSec)} messages, ${(o.latencyRate * o.durationSec * o.bigRoom).toLocaleString('en-US')} deliveries), disconnect; ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians over the rounds of each run's p50/p99/max. The publisher sends on schedule (open loop), whatever the answers.
+${facts(ctx, started, loadBefore, 'latency', [(await ctx.env.parley()).server.code])}
+- Protocol: per round and target: connect and subscribe, ${o.warmupSec} s of load (not counted), ${o.durationSec} s measured (${Math.round(o.latencyRate * o.durationSec)} messages, ${(o.latencyRate * o.durationSec * o.bigRoom).toLocaleString('en-US')} deliveries), disconnect; ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians over the rounds of each run's p50/p99/max. The publisher sends on schedule (open loop), whatever the answers. A failed connection or post, a lost connection, or a posted message that did not reach every subscriber marks the benchmark failed.
 
 ${runTable(runs, ctx.machine.cores)}
 

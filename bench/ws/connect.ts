@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fmtRps, median } from '../lib/benchmark.ts';
 import { table } from '../lib/markdown.ts';
-import { bottleneck, type CpuWindow, cpuWindow, NAMES, pct, type WsContext } from './context.ts';
+import { bottleneck, contentionNote, type CpuWindow, cpuWindow, NAMES, pct, type WsContext } from './context.ts';
 import { mergeStats, nextSourceAddress, sum } from './fleet.ts';
 import { facts, type Outcome, startFacts, verdictWord } from './report.ts';
 import { api, createChannels, SHOWN_ENV } from './servers.ts';
@@ -128,14 +128,14 @@ export async function connectRate(ctx: WsContext): Promise<Outcome> {
 Goals (issue): connect rate with token check **≥ 0.8× bare ws**; a reconnect storm of **10,000 clients with resume done in < 10 s**.
 
 Result: Parley ${fmtRps(rate('parley'))} connections/s vs bare ws ${fmtRps(rate('bare'))} = **${ratio.toFixed(2)}×** (Socket.IO ${fmtRps(rate('socketio'))}) — ${metRate ? '**met**' : '**not met**'}. Reconnect storm of ${o.idle.toLocaleString('en-US')} clients with resume: **${(stormMs / 1000).toFixed(2)} s** (median) — ${metStorm ? '**met**' : o.idle < 10_000 ? '**not measured at 10,000**' : '**not met**'}. Overall: ${verdictWord(status, failure)}.
-${clientBound.length ? `\n**The load processes were the bottleneck** in ${clientBound.length} of ${runs.length} connect runs (a load process at ≥ 90 % of a core): those rates are lower bounds.\n` : ''}
+${contentionNote(runs.map((r) => r.cpu))}${clientBound.length ? `\n**The load processes were the bottleneck** in ${clientBound.length} of ${runs.length} connect runs (a load process at ≥ 90 % of a core): those rates are lower bounds.\n` : ''}
 ${table(
   [`median of ${o.rounds} rounds`, 'bare ws', 'Socket.IO', 'Parley', 'Parley / bare'],
   [['connections/s', fmtRps(rate('bare')), fmtRps(rate('socketio')), fmtRps(rate('parley')), `${ratio.toFixed(2)}×`]],
   ['l', 'r', 'r', 'r', 'r'],
 )}
 
-${facts(ctx, started, loadBefore, 'connect')}
+${facts(ctx, started, loadBefore, 'connect', [server.code])}
 - Connect rate protocol: per round and target ${o.connects.toLocaleString('en-US')} connections opened by ${o.processes} load processes, ${CONCURRENCY} in progress per process; a connection counts when the server's \`hello\` has arrived (Parley: after the token was checked and the connection registered; the bare server checks that a token is present; Socket.IO: handshake with \`auth.token\`, middleware, \`hello\` event). Rate = connections / time from the first connect to the last \`hello\` (slowest process). Then all are closed and 1 s passes. ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians. Parley checks the token of one of the 5 benchmark users in turn; its credential cache (\`AUTH_CACHE_TTL_MS\`, 30 s by default) means most checks verify the token's signature and reuse the session lookup.
 - Storm protocol (Parley only): ${o.idle.toLocaleString('en-US')} connections subscribed to ${STORM_CHANNELS} public channels (${Math.round(o.idle / STORM_CHANNELS)} each); one message posted to every channel; all connections dropped by the clients at once; 2 s later one more message posted to every channel; then every client reconnects at once (all of a load process's connections started together) and sends \`subscribe\` with \`since_seq\` = the last seq it saw. A client is done when its \`ack\` came (Parley sends the replayed messages before it); time = from the reconnect command to the last \`ack\`. Every client must get its missed message replayed.
 

@@ -117,5 +117,12 @@ export function bottleneck(w: CpuWindow, clientCpuMax: number, cores: number): s
   return 'none clear';
 }
 
+/** A warning for the section when processes outside the benchmark took a noticeable share of the machine during measured windows. */
+export function contentionNote(windows: CpuWindow[]): string {
+  const worst = Math.max(0, ...windows.map((w) => w.foreign ?? 0));
+  if (worst < 0.1) return '';
+  return `\n**Other processes (outside the benchmark) used up to ${pct(worst)} of the machine during the measured windows**, so the servers and load processes shared the cores with them: every target ran under the same kind of contention (rounds alternate), but absolute figures are lower and noisier than on an idle machine; see "other CPU" per run.\n`;
+}
+
 export const pct = (x: number | null): string => (x === null || !Number.isFinite(x) ? 'n/a' : `${Math.round(x * 100)} %`);
 export const NAMES: Record<Target, string> = { parley: 'Parley', bare: 'bare ws', socketio: 'Socket.IO' };

@@ -28,6 +28,8 @@ interface Run {
   connectMs: number;
   openFiles: string;
   errors: string[];
+  /** The code the server was started on (Parley), else ''. */
+  code: string;
 }
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
@@ -58,7 +60,7 @@ async function once(ctx: WsContext, target: Target, label: string): Promise<Run>
   const openFiles = openFileLimit(pid);
   await fleet.close();
   await server.service.stop();
-  const r: Run = { label, target, ok: c.ok, failed: c.failed, rssBefore, rssAfter, perConn: (rssAfter - rssBefore) / c.ok, connectMs: c.ms, openFiles, errors: c.errors };
+  const r: Run = { label, target, ok: c.ok, failed: c.failed, rssBefore, rssAfter, perConn: (rssAfter - rssBefore) / c.ok, connectMs: c.ms, openFiles, errors: c.errors, code: server.code };
   ctx.log(
     `${label.padEnd(8)} ${NAMES[target].padEnd(9)} ${c.ok} connections (${c.failed} failed) in ${(c.ms / 1000).toFixed(1)} s; RSS ${mb(rssBefore)} → ${mb(rssAfter)} = ${kb(r.perConn)} per connection`,
   );
@@ -95,7 +97,7 @@ ${table(
   ['l', 'r', 'r', 'r', 'r'],
 )}
 
-${facts(ctx, started, loadBefore, 'memory')}
+${facts(ctx, started, loadBefore, 'memory', runs.filter((r) => r.target === 'parley').map((r) => r.code))}
 - Protocol: per round and target a **fresh server process**; 100 connections opened and closed (warm-up: code loaded and compiled), 2 s pause, RSS read; then ${o.idle.toLocaleString('en-US')} connections opened (200 at a time per load process), ${SETTLE_MS / 1000} s pause, RSS read again; (after − before) / connections. ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians.
 - Idle authenticated connection: Parley checks the access token at the handshake (the 5 benchmark users' tokens in turn), registers the connection (personal and organization topics, presence) and sends \`hello\`; no conversation subscribed. The baselines accept any non-empty token and send \`hello\` (Socket.IO: handshake with \`auth.token\`, middleware check, \`hello\` event).
 - Open files: server processes' soft limit ${[...new Set(runs.map((r) => r.openFiles))].join(', ')} (read from /proc/<pid>/limits; inherited, not raised), load processes' ${fleet.maxOpenFiles.join(', ')} for ${perProcess.toLocaleString('en-US')} connections each.

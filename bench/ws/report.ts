@@ -28,11 +28,12 @@ export function writeWsSection(file: string, scenario: string, body: string): vo
 }
 
 /** When and where a section was measured (the list items every section starts its facts with). */
-export function facts(ctx: WsContext, started: Date, loadBefore: number[], scenario: string): string {
+export function facts(ctx: WsContext, started: Date, loadBefore: number[], scenario: string, parleyCodes: string[]): string {
   const avg = loadBefore.map((x) => x.toFixed(2)).join(', ');
+  const codes = [...new Set(parleyCodes)];
   return [
     `- Date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')}`,
-    `- Code: commit ${codeVersion(ctx.root)}`,
+    `- Code: Parley started on commit ${codes.join(codes.length > 1 ? ' / ' : '')}${codes.length > 1 ? ' — **src/ changed during the scenario: its Parley processes did not all run the same code**' : ''}; harness at ${codeVersion(ctx.root).split(' ')[0]}`,
     `- Machine: ${describeMachine(ctx.machine)}`,
     `- Load average (1, 5, 15 min) before the scenario: ${avg}${loadBefore[0]! > ctx.machine.cores * 0.75 ? ' — **the machine was busy with other work; figures are distorted**' : ''}`,
     `- Command: \`${ctx.command}\`${ctx.command === 'npm run bench:ws' ? ` (runs every scenario; this one alone: \`npm run bench:ws -- ${scenario}\`)` : ''}`,

@@ -13,7 +13,7 @@
  *
  * Exit status: 0 when every scenario measured (goal met or not), 1 when one failed, 2 on bad arguments.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchOutcome } from '../lib/benchmark.ts';
@@ -140,14 +140,11 @@ async function main(): Promise<number> {
     }
     if (outcome.status === 'failed') failed++;
     log(`\n${outcome.summary}`);
+    writeFileSync(join(resultsDir, `ws-${s.id}.md`), outcome.markdown);
     if (args.write) {
       writeWsSection(REPORT, s.id, outcome.markdown);
-      log(`wrote its section of ${REPORT}`);
-    } else {
-      const { writeFileSync } = await import('node:fs');
-      writeFileSync(join(resultsDir, `ws-${s.id}.md`), outcome.markdown);
-      log(`its section: ${join(resultsDir, `ws-${s.id}.md`)}`);
-    }
+      log(`wrote its section of ${REPORT} (copy in ${resultsDir})`);
+    } else log(`its section: ${join(resultsDir, `ws-${s.id}.md`)}`);
   }
   return failed ? 1 : 0;
 }

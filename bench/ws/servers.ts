@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { codeVersion } from '../lib/machine.ts';
 import { baseEnv, HOST, npmStartArgs } from '../lib/parley.ts';
 import { freePort, makeTempDir, type Service, startService, waitForHttp } from '../lib/proc.ts';
 import type { Target } from './shared.ts';
@@ -17,6 +18,8 @@ export interface Server {
   target: Target;
   service: Service;
   base: string;
+  /** Parley: the code it was started on (it compiles src/ at start), e.g. "3f3be55" or "3f3be55 + uncommitted changes in src/"; baselines: ''. */
+  code: string;
 }
 
 /** Parley's environment (printed in BENCHMARKS.md with the secret hidden). */
@@ -51,13 +54,14 @@ export const newSecret = (): string => randomBytes(36).toString('base64url');
 export async function startParley(root: string, o: { name?: string; dataDir?: string; secret?: string; extraEnv?: Record<string, string> } = {}): Promise<Server> {
   const port = await freePort();
   const dataDir = o.dataDir ?? makeTempDir('parley-bench-ws-');
+  const code = codeVersion(root);
   const service = startService(o.name ?? 'parley', process.execPath, npmStartArgs(root), {
     cwd: root,
     env: { ...baseEnv(), ...parleyEnv(port, dataDir, o.secret ?? newSecret(), o.extraEnv) },
   });
   const base = `http://${HOST}:${port}`;
   await waitForHttp(service, `${base}/health`, 120_000);
-  return { target: 'parley', service, base };
+  return { target: 'parley', service, base, code };
 }
 
 /** Starts the bare `ws` or the Socket.IO server with Parley's message as the template. */
@@ -70,7 +74,7 @@ export async function startBaseline(root: string, target: 'bare' | 'socketio', t
   });
   const base = `http://${HOST}:${port}`;
   await waitForHttp(service, `${base}/health`);
-  return { target, service, base };
+  return { target, service, base, code: '' };
 }
 
 export async function api<T>(base: string, method: string, path: string, token: string | null, body: unknown, want: number): Promise<T> {

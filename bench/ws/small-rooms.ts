@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fmtMs, fmtRps, median } from '../lib/benchmark.ts';
 import { table } from '../lib/markdown.ts';
-import { bottleneck, type CpuWindow, cpuWindow, NAMES, pct, type WsContext } from './context.ts';
+import { bottleneck, contentionNote, type CpuWindow, cpuWindow, NAMES, pct, type WsContext } from './context.ts';
 import { mergeStats, sum } from './fleet.ts';
 import { facts, type Outcome, startFacts, verdictWord } from './report.ts';
 import { createChannels, SHOWN_ENV } from './servers.ts';
@@ -106,14 +106,14 @@ export async function smallRooms(ctx: WsContext): Promise<Outcome> {
 Goal (issue): with messages sent over the WebSocket and persisted, p99 send → receive **≤ bare ws p99 + ${GOAL_ADDED_MS} ms**.
 
 Result: Parley p99 ${fmtMs(med('parley', (r) => r.p99))} vs bare ws ${fmtMs(med('bare', (r) => r.p99))}: **+${added.toFixed(2)} ms** — goal ${verdictWord(status, failure)}.
-
+${contentionNote(runs.map((r) => r.cpu))}
 ${table(
   [`median of ${o.rounds} rounds`, 'bare ws', 'Parley', 'Parley − bare'],
   (['p50', 'p99', 'max'] as const).map((k) => [k, fmtMs(med('bare', (r) => r[k])), fmtMs(med('parley', (r) => r[k])), `${(med('parley', (r) => r[k]) - med('bare', (r) => r[k])).toFixed(2)} ms`]),
   ['l', 'r', 'r', 'r'],
 )}
 
-${facts(ctx, started, loadBefore, 'small-rooms')}
+${facts(ctx, started, loadBefore, 'small-rooms', [server.code])}
 - Setup: ${roomCount.toLocaleString('en-US')} private channels, each with the 5 benchmark users as members; connection i uses user i mod 5's token and subscribes to channel ⌊i / ${o.smallRoomSize}⌋, so each room has one connection of each member, and a room's connections live in one load process (${o.processes} processes).
 - Sending: each load process sends ${fmtRps(o.smallRate / o.processes)} messages/s (checked every millisecond, open loop) as \`send_message\` from its connections, going round the rooms so consecutive messages go to different rooms; the body carries the send time, taken just before the frame is written. Parley checks membership, persists the message (SQLite) and acknowledges with it; the bare server broadcasts and acknowledges at once (nothing stored). The sender's own connection receives the message too (it is subscribed), as in a room broadcast.
 - Protocol: per round and target: connect and subscribe, ${o.warmupSec} s of sending (not counted), ${o.durationSec} s measured plus 0.5 s for the last deliveries, disconnect; ${o.rounds} rounds alternating bare ws, Parley; medians of each run's quantiles. Every send must be acknowledged and every acknowledged message delivered to all ${o.smallRoomSize} subscribers, else the benchmark is marked failed.

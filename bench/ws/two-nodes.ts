@@ -137,7 +137,7 @@ ${table(
   ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
 )}
 
-${facts(ctx, started, loadBefore, 'two-nodes')}
+${facts(ctx, started, loadBefore, 'two-nodes', [a.code, b.code])}
 - Setup: a throwaway PostgreSQL ${pgVersion} (\`test/helpers/pg-server.ts\`: 127.0.0.1, **fsync off**) and Redis (\`test/helpers/redis-server.ts\`, no persistence); two Parley processes started as \`npm start\` does with \`DATABASE_URL=postgres://…\` and \`REDIS_URL=redis://…\` (the Redis event bus carries events between nodes), the same \`JWT_SECRET\`, otherwise \`${SHOWN_ENV}\`. ${o.bigRoom.toLocaleString('en-US')} subscribers of one public channel: load process p connects to node p mod 2 (${o.processes} processes), so half are on each node.
 - Protocol: per round, connect and subscribe, ${o.latencyRate} messages/s posted through the HTTP API of node A (odd rounds) or B (even rounds), ${o.warmupSec} s warm-up, ${o.durationSec} s measured; latency from just before the POST is written to the frame's arrival. Everything (both nodes, PostgreSQL, Redis, load processes) shares the machine's ${ctx.machine.cores} cores.
 `;

@@ -80,6 +80,7 @@ export interface NeutralStatus {
   at: string;
   recipientId?: string;
   error?: { code?: string | number; message?: string };
+  /** Set when the platform names the message only by its server's row id (Codechat Go `messages.update`); externalId is then ''. */ serverRowId?: string;
 }
 
 export interface ParsedDelivery {

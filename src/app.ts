@@ -17,6 +17,7 @@ import { searchRoutes } from './features/search/search.routes.ts';
 import { contactsRoutes } from './features/contacts/contacts.routes.ts';
 import { inboxesRoutes } from './features/inboxes/inboxes.routes.ts';
 import { supportRoutes } from './features/support/support.routes.ts';
+import { inboundWebhookRoutes, webhookEventsRoutes } from './features/connectors/inbound.routes.ts';
 import { webhooksRoutes } from './features/integrations/webhooks.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
 import { newId } from './platform/ids.ts';
@@ -108,6 +109,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     checks.push({ name: 'redis', check: async () => void (await redis.ping()) });
   }
   await app.register(healthRoutes, { checks });
+  await app.register(inboundWebhookRoutes, { inbound: services.inbound });
   app.decorate('gateway', await registerRealtime(app, services, config.realtime, metrics.registry));
 
   await app.register(
@@ -127,6 +129,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await authed.register(inboxesRoutes, { inboxes: services.inboxes });
         await authed.register(contactsRoutes, { contacts: services.contacts });
         await authed.register(supportRoutes, { support: services.support, messages: services.messages });
+        await authed.register(webhookEventsRoutes, { inbound: services.inbound });
         await authed.register(webhooksRoutes, { webhooks: services.webhooks });
       });
     },

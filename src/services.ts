@@ -21,6 +21,7 @@ import { ContactsService } from './features/contacts/contacts.service.ts';
 import { InboxesRepo } from './features/inboxes/inboxes.repo.ts';
 import { InboxesService } from './features/inboxes/inboxes.service.ts';
 import { SupportRepo } from './features/support/support.repo.ts';
+import { INBOUND_TARGET, InboundService } from './features/connectors/inbound.service.ts';
 import { SupportService } from './features/support/support.service.ts';
 import { PresenceService } from './features/realtime/presence.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './features/realtime/presence-store.ts';
@@ -120,10 +121,12 @@ export function createServices(deps: ServiceDeps) {
   conversations.setEventRecorder(integrations);
   messages.setSupportHooks(integrations, (orgId, id) => support.onCustomerMessage(orgId, id));
   presence.onOffline((orgId, userId) => void support.reassignFrom(orgId, userId).catch((err: unknown) => deps.onBackgroundError?.(err)));
+  const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry());
+  dispatcher.register(INBOUND_TARGET, { deliver: (row) => inbound.process((JSON.parse(row.payload) as { webhook_event_id: string }).webhook_event_id) });
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound };
 }
 
 export type Services = ReturnType<typeof createServices>;

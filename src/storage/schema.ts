@@ -142,6 +142,11 @@ export interface MessagesTable {
   attachment_count: number;
   /** The conversation's messages_version at this message's last change (realtime resume point). */
   version_seq: number;
+  /** The platform's id of the message (inbound: theirs; outbound: what their send API answered). */
+  external_id: string | null;
+  /** Outbound to a platform: pending, sent, delivered, read, played, failed. */
+  delivery_status: string | null;
+  delivery_error: string | null;
 }
 
 export interface ReactionsTable {
@@ -283,6 +288,25 @@ export interface WebhookEndpointsTable {
   updated_at: string;
 }
 
+export interface WebhookEventsTable {
+  id: string;
+  org_id: string;
+  inbox_id: string;
+  platform: string;
+  body: string;
+  status: string;
+  summary: string | null;
+  error: string | null;
+  received_at: string;
+  processed_at: string | null;
+}
+
+export interface InboundDedupeTable {
+  inbox_id: string;
+  external_id: string;
+  created_at: string;
+}
+
 export interface DB {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -305,4 +329,6 @@ export interface DB {
   contact_identities: ContactIdentitiesTable;
   outbox: OutboxTable;
   webhook_endpoints: WebhookEndpointsTable;
+  webhook_events: WebhookEventsTable;
+  inbound_dedupe: InboundDedupeTable;
 }

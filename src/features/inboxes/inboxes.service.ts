@@ -131,7 +131,8 @@ export class InboxesService {
       auto_assign: r.auto_assign === 1,
       agent_capacity: r.agent_capacity,
       reassign_offline: r.reassign_offline === 1,
-      webhook_url: admin ? `${this.publicUrl.replace(/\/$/, '')}/webhooks/${r.platform}/${r.id}` : null,
+      // Gateways sign nothing: their URL carries the inbox's secret token.
+      webhook_url: admin ? `${this.publicUrl.replace(/\/$/, '')}/webhooks/${r.platform}/${r.id}${r.platform === 'codechat' || r.platform === 'evolution' ? `?token=${r.webhook_token}` : ''}` : null,
       verify_token: admin ? r.webhook_token : null,
       created_at: r.created_at,
       updated_at: r.updated_at,

@@ -58,7 +58,7 @@ function messageJsonSql(dialect: 'sqlite' | 'postgres'): RawBuilder<string> {
       'created_at', created_at, 'in_channel', json(case when in_channel = 1 then 'true' else 'false' end), 'reply_count', reply_count,
       'last_reply_at', last_reply_at, 'thread_participants', json('[]'), 'pinned', json(case when pinned_at is not null then 'true' else 'false' end),
       'pinned_at', pinned_at, 'pinned_by', pinned_by, 'mentions', coalesce(json(mentions), json(${sql.lit(NO_MENTIONS_JSON)})),
-      'reactions', json('[]'), 'attachments', json('[]'), 'private', json(case when private = 1 then 'true' else 'false' end))`;
+      'reactions', json('[]'), 'attachments', json('[]'), 'private', json(case when private = 1 then 'true' else 'false' end), 'delivery_status', delivery_status)`;
   }
   // Timestamps as JavaScript's toISOString() writes them (the pg driver's parser does the same).
   const ts = (col: 'edited_at' | 'deleted_at' | 'created_at' | 'last_reply_at' | 'pinned_at') => sql`to_char(${sql.ref(col)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -69,7 +69,7 @@ function messageJsonSql(dialect: 'sqlite' | 'postgres'): RawBuilder<string> {
       'created_at', ${ts('created_at')}, 'in_channel', in_channel = 1, 'reply_count', reply_count,
       'last_reply_at', ${ts('last_reply_at')}, 'thread_participants', '[]'::json, 'pinned', pinned_at is not null,
       'pinned_at', ${ts('pinned_at')}, 'pinned_by', pinned_by, 'mentions', coalesce(mentions::json, ${sql.lit(NO_MENTIONS_JSON)}::json),
-      'reactions', '[]'::json, 'attachments', '[]'::json, 'private', private = 1)::text`;
+      'reactions', '[]'::json, 'attachments', '[]'::json, 'private', private = 1, 'delivery_status', delivery_status)::text`;
 }
 
 /** A seq range of one conversation: the channel view, or one thread (root excluded); private notes hidden for customers. */
@@ -94,6 +94,7 @@ const NEXT_SEQ = new PreparedQuery<[versions: number, at: string, conversationId
 const MESSAGE_COLUMNS = [
   'id', 'org_id', 'conversation_id', 'seq', 'version_seq', 'sender_type', 'sender_id', 'type', 'body', 'metadata', 'parent_id', 'client_msg_id', 'private',
   'edited_at', 'deleted_at', 'created_at', 'in_channel', 'reply_count', 'last_reply_at', 'pinned_at', 'pinned_by', 'mentions', 'reaction_count', 'attachment_count',
+  'external_id', 'delivery_status', 'delivery_error',
 ] as const satisfies ReadonlyArray<keyof MessageRow>;
 const INSERT_MESSAGE = new PreparedQuery<unknown[], never>((db: Kysely<DB>, param) =>
   db.insertInto('messages').values(Object.fromEntries(MESSAGE_COLUMNS.map((c, i) => [c, param(i)])) as never),
@@ -299,10 +300,21 @@ export class MessagesRepo {
   }
 
   /** Change a message; returns the change's version (event seq). */
+  /** Claim (inbox, external id) for the message being stored in `trx`; false when it was stored before. */
+  async claimExternal(trx: Kysely<DB>, inboxId: string, externalId: string, at: string): Promise<boolean> {
+    const r = await trx.insertInto('inbound_dedupe').values({ inbox_id: inboxId, external_id: externalId, created_at: at }).onConflict((oc) => oc.columns(['inbox_id', 'external_id']).doNothing()).executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  findByExternalId(orgId: string, conversationIds: string[], externalId: string): Promise<MessageRow | undefined> {
+    if (conversationIds.length === 0) return Promise.resolve(undefined);
+    return this.db.selectFrom('messages').selectAll().where('external_id', '=', externalId).where('org_id', '=', orgId).where('conversation_id', 'in', conversationIds).executeTakeFirst();
+  }
+
   async update(
     orgId: string,
     id: string,
-    patch: Partial<Pick<MessageRow, 'body' | 'metadata' | 'edited_at' | 'deleted_at' | 'type' | 'pinned_at' | 'pinned_by' | 'mentions'>>,
+    patch: Partial<Pick<MessageRow, 'body' | 'metadata' | 'edited_at' | 'deleted_at' | 'type' | 'pinned_at' | 'pinned_by' | 'mentions' | 'delivery_status' | 'delivery_error'>>,
     inTransaction?: (trx: Kysely<DB>) => Promise<void>,
   ): Promise<number> {
     return this.db.transaction().execute(async (trx) => {

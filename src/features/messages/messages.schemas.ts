@@ -34,6 +34,7 @@ export const Message = Type.Object({
   reactions: Type.Array(Type.Object({ emoji: Type.String(), count: Type.Integer(), me: Type.Boolean({ description: 'whether the caller reacted' }) })),
   attachments: Type.Array(FileInfo, { description: 'files carried by the message, in order (none once deleted)' }),
   private: Type.Boolean({ description: 'a private note of a support conversation: staff only, never sent to a platform' }),
+  delivery_status: Nullable(Type.String({ description: 'a message sent to a platform: pending, sent, delivered, read, played or failed' })),
 });
 export type MessageDto = Static<typeof Message>;
 

@@ -55,7 +55,15 @@ export function toMessageDto(m: MessageRow, extra: MessageExtras = {}): MessageD
     reactions: extra.reactions ?? [],
     attachments: extra.attachments ?? [],
     private: m.private === 1,
+    delivery_status: m.delivery_status,
   };
+}
+
+/** A platform message stored before (dedupe on inbox and external id): the delivery is a repeat. */
+export class DuplicateDelivery extends Error {
+  constructor() {
+    super('duplicate platform message');
+  }
 }
 
 /** A history page whose messages are already JSON text (sent as they are by the route). */
@@ -178,6 +186,9 @@ export class MessagesService {
       created_at: isoNow(this.clock),
       in_channel: inChannel ? 1 : 0,
       mentions: anyMention ? JSON.stringify({ users: mentioned, channel: parsed.channel, here: parsed.here }) : null,
+      external_id: null,
+      delivery_status: null,
+      delivery_error: null,
     };
     const followers = root ? [...new Set([userId, ...(root.sender_type === 'user' && root.sender_id ? [root.sender_id] : [])])] : [];
     try {
@@ -373,7 +384,7 @@ export class MessagesService {
   }
 
   /** DTOs for a page: reactions and thread participants loaded for all of it at once. */
-  async #dtos(p: Principal, rows: MessageRow[]): Promise<MessageDto[]> {
+  async #dtos(p: Reader, rows: MessageRow[]): Promise<MessageDto[]> {
     const { reactions, participants, attachments } = await this.#extras(p, rows);
     return rows.map((m) => toMessageDto(m, { reactions: reactions.get(m.id), participants: participants.get(m.id), attachments: attachments.get(m.id) }));
   }
@@ -384,7 +395,7 @@ export class MessagesService {
    * sockets subscribed to the conversation); a mention to each mentioned user; for a thread reply
    * the root's new counters.
    */
-  async #announceNew(p: Principal, kind: string, dto: MessageDto, version: number, mentioned: string[], root: MessageRow | null): Promise<void> {
+  async #announceNew(p: Reader, kind: string, dto: MessageDto, version: number, mentioned: string[], root: MessageRow | null): Promise<void> {
     const rt = this.realtime;
     if (!rt) return;
     rt.toConversation(dto.conversation_id, 'message', dto, version, dto.private);
@@ -398,6 +409,90 @@ export class MessagesService {
       const rootDto = (await this.#dtos(p, [root]))[0]!;
       rt.toConversation(dto.conversation_id, 'message_update', forEveryone(rootDto), root.version_seq);
     }
+  }
+
+  /**
+   * A message that came from a platform — the contact's, or an echo of what the business sent
+   * outside Parley — into a support conversation: stored at the next seq (group commit on SQLite)
+   * with its integration event in the same transaction, then announced like any other. The
+   * caller deduped it and checked the conversation.
+   */
+  async storeInbound(
+    orgId: string,
+    conversationId: string,
+    m: {
+      senderType: 'contact' | 'business';
+      senderId: string | null;
+      type: string;
+      body: string;
+      metadata: Record<string, unknown> | null;
+      externalId: string;
+      createdAt: string;
+      replyToId?: string | null;
+      /** Claimed in the message's transaction: a second delivery of it throws DuplicateDelivery. */
+      dedupe?: { inboxId: string; externalId: string };
+    },
+  ): Promise<MessageDto> {
+    const row = {
+      id: newId(),
+      org_id: orgId,
+      conversation_id: conversationId,
+      sender_type: m.senderType,
+      sender_id: m.senderId,
+      type: m.type,
+      body: m.body,
+      metadata: m.metadata === null ? null : JSON.stringify({ ...m.metadata, ...(m.replyToId ? { reply_to: m.replyToId } : {}) }),
+      parent_id: null,
+      client_msg_id: null,
+      private: 0,
+      edited_at: null,
+      deleted_at: null,
+      created_at: m.createdAt,
+      in_channel: 1,
+      mentions: null,
+      external_id: m.externalId,
+      delivery_status: null,
+      delivery_error: null,
+    };
+    const events = this.#events;
+    const inTransaction = async (trx: Kysely<DB>, stored: MessageRow) => {
+      if (m.dedupe && !(await this.repo.claimExternal(trx, m.dedupe.inboxId, m.dedupe.externalId, m.createdAt))) throw new DuplicateDelivery();
+      await events?.record(trx, orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(stored) });
+    };
+    const { message } = await this.repo.insertNext(row, { mentionUserIds: [], threadFollowerIds: [], inTransaction });
+    this.metrics.sent('support', message.type);
+    const dto = toMessageDto(message);
+    await this.#announceNew({ orgId, userId: null }, 'support', dto, message.version_seq, [], null);
+    return dto;
+  }
+
+  /** A platform's message id within a conversation's organization (inbound dedupe already ran): the stored row. */
+  findByExternalId(orgId: string, conversationIds: string[], externalId: string): Promise<MessageRow | undefined> {
+    return this.repo.findByExternalId(orgId, conversationIds, externalId);
+  }
+
+  /**
+   * A platform changed one of its messages (edit or delete) or reported the delivery of one of
+   * ours: the row changes, the version moves, subscribers hear it.
+   */
+  async applyPlatformChange(m: MessageRow, change: { edit?: string; delete?: true; deliveryStatus?: string; deliveryError?: string | null; contactReaction?: string | null }): Promise<void> {
+    if (change.delete) {
+      if (m.deleted_at !== null) return;
+      const deleted_at = isoNow(this.clock);
+      const version = await this.repo.tombstone(m.org_id, m.id, deleted_at);
+      this.realtime?.toConversation(m.conversation_id, 'message_delete', { id: m.id, conversation_id: m.conversation_id, seq: m.seq, parent_id: m.parent_id, deleted_at }, version);
+      return;
+    }
+    // The contact's reaction (platforms allow one per message) lives in the message's metadata.
+    const patch =
+      change.edit !== undefined
+        ? { body: change.edit, edited_at: isoNow(this.clock) }
+        : change.contactReaction !== undefined
+          ? { metadata: JSON.stringify({ ...(m.metadata ? (JSON.parse(m.metadata) as Record<string, unknown>) : {}), contact_reaction: change.contactReaction }) }
+          : { delivery_status: change.deliveryStatus ?? null, delivery_error: change.deliveryError ?? null };
+    const version = await this.repo.update(m.org_id, m.id, patch);
+    const dto = (await this.#dtos({ orgId: m.org_id, userId: null }, [{ ...m, ...patch }]))[0]!;
+    this.realtime?.toConversation(m.conversation_id, 'message_update', dto, version, m.private === 1);
   }
 
   /**

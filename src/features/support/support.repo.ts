@@ -64,6 +64,11 @@ export class SupportRepo {
     if (dialectOf(trx) === 'postgres') await sql`select id from inboxes where id = ${inboxId} for update`.execute(trx);
   }
 
+  /** Lock the contact row until the end of the transaction (PostgreSQL; SQLite has one writer). */
+  async lockContact(trx: Kysely<DB>, contactId: string): Promise<void> {
+    if (dialectOf(trx) === 'postgres') await sql`select id from contacts where id = ${contactId} for update`.execute(trx);
+  }
+
   /** Open (not resolved or closed) conversations per assignee in an inbox. */
   async openLoad(trx: Kysely<DB>, inboxId: string): Promise<Map<string, number>> {
     const rows = await trx

@@ -207,6 +207,59 @@ export class SupportService {
   }
 
   /**
+   * The conversation of a contact in an inbox, for a message from the platform: the latest one that
+   * is not archived (a closed one is reopened by the message), else a new one — created once, also
+   * when deliveries race (the contact row is locked on PostgreSQL; SQLite has one writer), with its
+   * integration event and auto-assignment.
+   */
+  async openForContact(orgId: string, inboxId: string, contactId: string): Promise<string> {
+    const now = isoNow(this.clock);
+    const { id, created } = await this.repo.transaction(async (trx) => {
+      await this.repo.lockContact(trx, contactId);
+      const existing = await trx
+        .selectFrom('conversations')
+        .select('id')
+        .where('org_id', '=', orgId)
+        .where('inbox_id', '=', inboxId)
+        .where('contact_id', '=', contactId)
+        .where('kind', '=', 'support')
+        .where('archived_at', 'is', null)
+        .orderBy('created_at', 'desc')
+        .executeTakeFirst();
+      if (existing) return { id: existing.id, created: false };
+      const id = newId();
+      const row: ConversationRow = {
+        id,
+        org_id: orgId,
+        kind: 'support',
+        name: null,
+        topic: null,
+        purpose: null,
+        dm_key: null,
+        created_by: null,
+        archived_at: null,
+        last_seq: 0,
+        messages_version: 0,
+        ...NOT_SUPPORT,
+        inbox_id: inboxId,
+        contact_id: contactId,
+        status: 'open',
+        last_message_at: null,
+        created_at: now,
+        updated_at: now,
+      };
+      await this.repo.create(trx, row, []);
+      await this.#events?.record(trx, orgId, 'chat.conversation.new', { conversation: toDto({ ...row, ...(await this.#contactSummary(trx, contactId)) }) });
+      return { id, created: true };
+    });
+    if (created) {
+      this.#announce(orgId, id);
+      await this.autoAssign(orgId, id, inboxId);
+    }
+    return id;
+  }
+
+  /**
    * A message from the customer reopens a conversation that was pending, snoozed, resolved or
    * closed (called after the message is stored).
    */

@@ -1,0 +1,53 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { authErrors, NoContent } from '../../transport/http/schemas.ts';
+import type { InboundService } from './inbound.service.ts';
+
+const Params = Type.Object({ platform: Type.String({ maxLength: 20 }), inboxId: Type.String({ maxLength: 64 }) });
+const headerMap = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
+
+/**
+ * `/webhooks/:platform/:inboxId`: where platforms deliver (no API authentication: each delivery
+ * is authenticated by its platform's signature or secret). The body is kept as raw bytes: the
+ * signature is over them.
+ */
+export const inboundWebhookRoutes: FastifyPluginAsyncTypebox<{ inbound: InboundService }> = async (app, { inbound }) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.get('/webhooks/:platform/:inboxId', { schema: { hide: true, params: Params } }, async (req, reply) => {
+    const challenge = await inbound.challenge(req.params.platform, req.params.inboxId, req.query as Record<string, string | undefined>);
+    if (challenge === null) return reply.status(403).type('text/plain').send('verification failed');
+    return reply.type('text/plain').send(challenge);
+  });
+  app.post('/webhooks/:platform/:inboxId', { schema: { hide: true, params: Params } }, async (req, reply) => {
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const answer = await inbound.receive(req.params.platform, req.params.inboxId, { raw, headers: headerMap(req.headers), query: req.query as Record<string, string | undefined> });
+    return reply.status(answer.status).send(answer.body);
+  });
+};
+
+const WebhookEvent = Type.Object({
+  id: Type.String(),
+  inbox_id: Type.String(),
+  platform: Type.String(),
+  status: Type.String(),
+  summary: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+  received_at: Type.String(),
+  processed_at: Type.Union([Type.String(), Type.Null()]),
+});
+
+/** /webhook-events: every delivery with its outcome (admins), and replay. */
+export const webhookEventsRoutes: FastifyPluginAsyncTypebox<{ inbound: InboundService }> = async (app, { inbound }) => {
+  app.get('/webhook-events', {
+    schema: { tags: ['inboxes'], summary: 'Platform deliveries, newest first, with their outcome', querystring: Type.Object({ inbox_id: Type.Optional(Type.String({ format: 'uuid' })) }), response: { 200: Type.Object({ data: Type.Array(WebhookEvent) }), ...authErrors } },
+    handler: async (req) => ({ data: await inbound.list(req.principal, req.query.inbox_id) }),
+  });
+  app.post('/webhook-events/:id/replay', {
+    schema: { tags: ['inboxes'], summary: 'Process a stored delivery again (what was stored stays once)', params: Type.Object({ id: Type.String({ format: 'uuid' }) }), response: { 204: NoContent, ...authErrors } },
+    handler: async (req, reply) => {
+      await inbound.replay(req.principal, req.params.id);
+      return reply.status(204).send(null);
+    },
+  });
+};

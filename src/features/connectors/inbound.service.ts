@@ -1,0 +1,205 @@
+import type { Kysely } from 'kysely';
+import { Counter, type Registry } from 'prom-client';
+import { requireAccess, type Principal } from '../../access/access.ts';
+import { isoNow, type Clock } from '../../platform/clock.ts';
+import { AppError } from '../../platform/errors.ts';
+import { newId } from '../../platform/ids.ts';
+import type { DB } from '../../storage/schema.ts';
+import type { ContactsService } from '../contacts/contacts.service.ts';
+import type { InboxRow } from '../inboxes/inboxes.repo.ts';
+import type { InboxesService } from '../inboxes/inboxes.service.ts';
+import type { DeliveryResult } from '../integrations/dispatcher.ts';
+import type { IntegrationEvents } from '../integrations/events.ts';
+import { DuplicateDelivery, type MessagesService } from '../messages/messages.service.ts';
+import type { SupportService } from '../support/support.service.ts';
+import type { NeutralMessage, NeutralStatus } from './neutral.ts';
+import { type Delivery, inboundConnector } from './registry.ts';
+
+/** The outbox target that processes stored deliveries. */
+export const INBOUND_TARGET = 'inbound';
+
+const RANK: Record<string, number> = { pending: 0, queued: 0, sent: 1, delivered: 2, read: 3, played: 4 };
+
+/** What each neutral kind is stored as: message type, body, metadata. */
+function toStored(m: NeutralMessage): { type: string; body: string; metadata: Record<string, unknown> | null } {
+  const extra = { platform_kind: m.kind, ...(m.forwarded ? { forwarded: true } : {}), ...(m.isGroup ? { group: { chat_id: m.chatId, participant: m.sender } } : {}) };
+  switch (m.kind) {
+    case 'text':
+      return { type: 'text', body: m.text ?? '', metadata: m.forwarded || m.isGroup ? extra : null };
+    case 'image':
+    case 'sticker':
+    case 'video':
+    case 'audio':
+    case 'voice':
+    case 'document': {
+      const type = m.kind === 'sticker' ? 'image' : m.kind === 'voice' ? 'audio' : m.kind === 'document' ? 'file' : m.kind;
+      // The bytes are fetched later by the media fetcher; until then the platform's reference is kept.
+      return { type, body: m.media?.caption ?? m.text ?? '', metadata: { ...extra, media: { ...m.media, download: 'pending' } } };
+    }
+    case 'location':
+      return { type: 'location', body: m.location?.name ?? '', metadata: { ...extra, location: m.location } };
+    case 'contacts':
+      return { type: 'text', body: (m.contacts ?? []).map((c) => [c.name, ...c.phones.map((p) => p.number)].join(' ')).join('\n'), metadata: { ...extra, contacts: m.contacts } };
+    case 'interactive_reply':
+      return { type: 'text', body: m.text ?? m.interactive?.title ?? '', metadata: { ...extra, interactive: m.interactive } };
+    case 'system':
+      return { type: 'system', body: m.text ?? '', metadata: extra };
+    default:
+      return { type: 'unsupported', body: '', metadata: { ...extra, raw: m.raw } };
+  }
+}
+
+/**
+ * Platform webhooks in (CONNECTORS.md §0): a delivery is authenticated on its raw bytes, stored
+ * as received (webhook_events) together with its processing job (the outbox, in the same
+ * transaction), and acknowledged at once; the dispatcher then processes it — parse, dedupe on
+ * (inbox, external id), contact, conversation, message, statuses — with retries. Nothing the
+ * platform sends can make us answer 500: unknown shapes are stored as `unsupported`.
+ */
+export class InboundService {
+  readonly #metrics: Counter<'platform' | 'outcome'>;
+
+  constructor(
+    private readonly db: Kysely<DB>,
+    private readonly inboxes: InboxesService,
+    private readonly contacts: ContactsService,
+    private readonly support: SupportService,
+    private readonly messages: MessagesService,
+    private readonly integrations: IntegrationEvents,
+    private readonly clock: Clock,
+    registry: Registry,
+  ) {
+    this.#metrics = new Counter({ name: 'chat_webhooks_in_total', help: 'Platform webhook deliveries by outcome', labelNames: ['platform', 'outcome'] as const, registers: [registry] });
+  }
+
+  /** Meta's GET verification handshake: the challenge, or null (answered 403). */
+  async challenge(platform: string, inboxId: string, query: Record<string, string | undefined>): Promise<string | null> {
+    const inbox = await this.#inbox(platform, inboxId);
+    const connector = inboundConnector(platform);
+    return inbox && connector?.challenge ? connector.challenge(query, inbox) : null;
+  }
+
+  /** POST /webhooks/:platform/:inboxId: the answer to give the platform. */
+  async receive(platform: string, inboxId: string, d: Delivery): Promise<{ status: number; body: Record<string, unknown> }> {
+    const inbox = await this.#inbox(platform, inboxId);
+    const connector = inboundConnector(platform);
+    if (!inbox || !connector) return this.#answer(platform, 'unknown_inbox', 404, { error: { code: 'inbox.not_found', message: 'No such inbox' } });
+    const check = connector.check(d, inbox, this.inboxes.credentials(inbox));
+    if (check === 'missing') return this.#answer(platform, 'unsigned', 401, { error: { code: 'auth.required', message: 'Missing signature' } });
+    if (check === 'invalid') return this.#answer(platform, 'bad_signature', 403, { error: { code: 'forbidden', message: 'Invalid signature' } });
+    const text = d.raw.toString('utf8');
+    try {
+      JSON.parse(text);
+    } catch {
+      return this.#answer(platform, 'invalid_json', 400, { error: { code: 'request.invalid_json', message: 'The body is not JSON' } });
+    }
+    const id = newId();
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('webhook_events').values({ id, org_id: inbox.org_id, inbox_id: inbox.id, platform, body: text, status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null }).execute();
+      await this.#enqueue(trx, inbox.org_id, id, `inbound:${id}`);
+    });
+    return this.#answer(platform, 'accepted', 200, { received: true });
+  }
+
+  /** Admins: the deliveries of the organization's inboxes, newest first. */
+  async list(p: Principal, inboxId?: string) {
+    requireAccess(p, 'inboxes.manage');
+    let q = this.db.selectFrom('webhook_events').select(['id', 'inbox_id', 'platform', 'status', 'summary', 'error', 'received_at', 'processed_at']).where('org_id', '=', p.orgId);
+    if (inboxId) q = q.where('inbox_id', '=', inboxId);
+    return q.orderBy('received_at', 'desc').limit(200).execute();
+  }
+
+  /** Admins: process a stored delivery again (dedupe keeps what was already stored). */
+  async replay(p: Principal, id: string): Promise<void> {
+    requireAccess(p, 'inboxes.manage');
+    const ev = await this.db.selectFrom('webhook_events').select(['id', 'org_id']).where('org_id', '=', p.orgId).where('id', '=', id).executeTakeFirst();
+    if (!ev) throw new AppError('not_found', 'Webhook event not found');
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('webhook_events').set({ status: 'received', error: null }).where('id', '=', id).execute();
+      await this.#enqueue(trx, ev.org_id, id, `inbound:${id}:replay:${newId()}`);
+    });
+  }
+
+  /** The outbox handler: one stored delivery, processed. Throws (→ retried) on a passing failure. */
+  async process(webhookEventId: string): Promise<DeliveryResult> {
+    const ev = await this.db.selectFrom('webhook_events').selectAll().where('id', '=', webhookEventId).executeTakeFirst();
+    if (!ev) return { ok: false, permanent: true, error: 'webhook event gone' };
+    const inbox = await this.inboxes.getRow(ev.org_id, ev.inbox_id);
+    const connector = inboundConnector(ev.platform);
+    if (!inbox || !connector) return { ok: false, permanent: true, error: 'inbox gone' };
+    const counts = { messages: 0, duplicates: 0, echoes: 0, statuses: 0, changes: 0, orphans: 0 };
+    try {
+      const parsed = connector.parse(JSON.parse(ev.body));
+      for (const m of parsed.messages) counts[await this.#message(inbox, m)] += 1;
+      for (const s of parsed.statuses) counts[await this.#status(inbox, s)] += 1;
+      await this.db.updateTable('webhook_events').set({ status: 'processed', summary: JSON.stringify(counts), error: null, processed_at: isoNow(this.clock) }).where('id', '=', ev.id).execute();
+      return { ok: true };
+    } catch (err) {
+      await this.db.updateTable('webhook_events').set({ status: 'failed', error: err instanceof Error ? err.message : String(err) }).where('id', '=', ev.id).execute();
+      throw err;
+    }
+  }
+
+  async #message(inbox: InboxRow, m: NeutralMessage): Promise<'messages' | 'duplicates' | 'echoes' | 'changes' | 'orphans'> {
+    const conversations = async () => (await this.db.selectFrom('conversations').select('id').where('inbox_id', '=', inbox.id).execute()).map((c) => c.id);
+    if (m.kind === 'reaction' || m.kind === 'edit' || m.kind === 'delete') {
+      const targetId = m.kind === 'reaction' ? m.reaction?.targetExternalId : m.targetExternalId;
+      const target = targetId ? await this.messages.findByExternalId(inbox.org_id, await conversations(), targetId) : undefined;
+      if (!target) return 'orphans';
+      if (m.kind === 'edit') await this.messages.applyPlatformChange(target, { edit: m.text ?? '' });
+      else if (m.kind === 'delete') await this.messages.applyPlatformChange(target, { delete: true });
+      else await this.messages.applyPlatformChange(target, { contactReaction: m.reaction!.emoji });
+      return 'changes';
+    }
+    // An echo of a message Parley itself sent is already stored (with its external id).
+    if (m.isEcho && (await this.messages.findByExternalId(inbox.org_id, await conversations(), m.externalId))) return 'echoes';
+    const { contact } = await this.contacts.resolve(inbox.org_id, inbox.id, m.isGroup ? m.chatId : m.sender.externalId, m.isGroup ? { name: m.chatId } : { name: m.sender.displayName ?? null, phone: m.sender.phone ?? null });
+    const conversationId = await this.support.openForContact(inbox.org_id, inbox.id, contact.id);
+    const stored = toStored(m);
+    const replyTo = m.replyToExternalId ? await this.messages.findByExternalId(inbox.org_id, [conversationId], m.replyToExternalId) : undefined;
+    try {
+      await this.messages.storeInbound(inbox.org_id, conversationId, {
+        senderType: m.isEcho ? 'business' : 'contact',
+        senderId: m.isEcho ? null : contact.id,
+        ...stored,
+        externalId: m.externalId,
+        createdAt: m.sentAt,
+        replyToId: replyTo?.id ?? null,
+        dedupe: { inboxId: inbox.id, externalId: m.externalId },
+      });
+    } catch (err) {
+      if (err instanceof DuplicateDelivery) return 'duplicates';
+      throw err;
+    }
+    if (!m.isEcho) await this.support.onCustomerMessage(inbox.org_id, conversationId);
+    return 'messages';
+  }
+
+  /** A delivery status of one of our messages: the highest rank wins; failed only before success. */
+  async #status(inbox: InboxRow, s: NeutralStatus): Promise<'statuses' | 'orphans'> {
+    const ids = (await this.db.selectFrom('conversations').select('id').where('inbox_id', '=', inbox.id).execute()).map((c) => c.id);
+    const m = await this.messages.findByExternalId(inbox.org_id, ids, s.externalId);
+    if (!m) return 'orphans';
+    const current = m.delivery_status;
+    const better = s.status === 'failed' ? current === null || (RANK[current] ?? 0) <= 1 : (RANK[s.status] ?? 0) > (current === null || current === 'failed' ? -1 : (RANK[current] ?? 0));
+    if (!better) return 'statuses';
+    await this.messages.applyPlatformChange(m, { deliveryStatus: s.status, deliveryError: s.error ? `${s.error.code ?? ''} ${s.error.message ?? ''}`.trim() : null });
+    await this.db.transaction().execute((trx) => this.integrations.record(trx, inbox.org_id, 'chat.message.status', { conversation_id: m.conversation_id, message_id: m.id, status: s.status, at: s.at }));
+    return 'statuses';
+  }
+
+  #enqueue(trx: Kysely<DB>, orgId: string, id: string, key: string) {
+    return this.integrations.enqueue(trx, [{ orgId, target: INBOUND_TARGET, eventName: 'webhook.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id }), idempotencyKey: key }]);
+  }
+
+  async #inbox(platform: string, inboxId: string): Promise<InboxRow | undefined> {
+    if (!/^[0-9a-f-]{36}$/i.test(inboxId)) return undefined;
+    const row = await this.db.selectFrom('inboxes').selectAll().where('id', '=', inboxId).executeTakeFirst();
+    return row && row.platform === platform ? row : undefined;
+  }
+
+  #answer(platform: string, outcome: string, status: number, body: Record<string, unknown>) {
+    this.#metrics.inc({ platform, outcome });
+    return { status, body };
+  }
+}

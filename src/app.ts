@@ -17,6 +17,7 @@ import { searchRoutes } from './features/search/search.routes.ts';
 import { contactsRoutes } from './features/contacts/contacts.routes.ts';
 import { inboxesRoutes } from './features/inboxes/inboxes.routes.ts';
 import { supportRoutes } from './features/support/support.routes.ts';
+import { teamsRoutes } from './features/teams/teams.ts';
 import { inboundWebhookRoutes, webhookEventsRoutes } from './features/connectors/inbound.routes.ts';
 import { webhooksRoutes } from './features/integrations/webhooks.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
@@ -130,6 +131,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await authed.register(contactsRoutes, { contacts: services.contacts });
         await authed.register(supportRoutes, { support: services.support, messages: services.messages });
         await authed.register(webhookEventsRoutes, { inbound: services.inbound });
+        await authed.register(teamsRoutes, { teams: services.teams });
         await authed.register(webhooksRoutes, { webhooks: services.webhooks });
       });
     },

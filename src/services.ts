@@ -21,6 +21,7 @@ import { ContactsService } from './features/contacts/contacts.service.ts';
 import { InboxesRepo } from './features/inboxes/inboxes.repo.ts';
 import { InboxesService } from './features/inboxes/inboxes.service.ts';
 import { SupportRepo } from './features/support/support.repo.ts';
+import { TeamsService } from './features/teams/teams.ts';
 import { INBOUND_TARGET, InboundService } from './features/connectors/inbound.service.ts';
 import { SupportService } from './features/support/support.service.ts';
 import { PresenceService } from './features/realtime/presence.ts';
@@ -116,7 +117,8 @@ export function createServices(deps: ServiceDeps) {
       .execute((trx) => integrations.record(trx, orgId, 'chat.contact.new', { contact }))
       .catch((err: unknown) => deps.onBackgroundError?.(err));
   });
-  const support = new SupportService(new SupportRepo(db), conversations, messages, inboxes, contacts, users, presence, clock, realtime);
+  const teams = new TeamsService(db, clock);
+  const support = new SupportService(new SupportRepo(db), conversations, messages, inboxes, contacts, users, presence, clock, realtime, teams);
   support.setEventRecorder(integrations);
   conversations.setEventRecorder(integrations);
   messages.setSupportHooks(integrations, (orgId, id) => support.onCustomerMessage(orgId, id));
@@ -126,7 +128,7 @@ export function createServices(deps: ServiceDeps) {
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound, teams };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -62,6 +62,7 @@ export class SupportService {
     private readonly presence: PresenceService,
     private readonly clock: Clock,
     private readonly realtime: RealtimePublisher | null = null,
+    private readonly teams: { require(orgId: string, id: string): Promise<void> } | null = null,
   ) {}
 
   /** The outbox writer (set once the integrations feature is wired). */
@@ -164,7 +165,10 @@ export class SupportService {
       if (body.assignee_id !== null) await this.#requireAgent(p.orgId, c.inbox_id!, body.assignee_id);
       patch.assignee_id = body.assignee_id;
     }
-    if (body.team_id !== undefined) patch.team_id = body.team_id;
+    if (body.team_id !== undefined) {
+      if (body.team_id !== null) await this.teams?.require(p.orgId, body.team_id);
+      patch.team_id = body.team_id;
+    }
     await this.#setAssignee(p.orgId, c, patch);
     return toDto((await this.repo.get(p.orgId, id))!);
   }

@@ -161,6 +161,14 @@ for (const dialect of testDialects()) {
       assert.equal((await ok('PATCH', `/api/v1/conversations/${conv.id}/assign`, { assignee_id: agent.id }, admin)).assignee_id, agent.id);
       assert.ok((await ok('GET', '/api/v1/conversations?mine=true', undefined, agent)).data.some((c: { id: string }) => c.id === conv.id));
       assert.equal((await ok('PATCH', `/api/v1/conversations/${conv.id}/assign`, { assignee_id: null }, agent)).assignee_id, null);
+      // Teams: admins make them; a conversation is assigned to one of this organization's teams.
+      const team = await ok('POST', '/api/v1/teams', { name: `billing-${dialect}` }, admin);
+      await ok('PUT', `/api/v1/teams/${team.id}/members/${agent.id}`, undefined, admin);
+      assert.equal(await status('POST', '/api/v1/teams', { name: 'x' }, agent), 403);
+      assert.deepEqual((await ok('GET', '/api/v1/teams', undefined, agent)).data.find((x: { id: string }) => x.id === team.id).member_ids, [agent.id]);
+      assert.equal((await ok('PATCH', `/api/v1/conversations/${conv.id}/assign`, { team_id: team.id }, agent)).team_id, team.id);
+      assert.equal(await status('PATCH', `/api/v1/conversations/${conv.id}/assign`, { team_id: '00000000-0000-4000-8000-000000000000' }, agent), 404);
+      assert.deepEqual((await ok('GET', `/api/v1/conversations?team_id=${team.id}`, undefined, agent)).data.map((c: { id: string }) => c.id), [conv.id]);
       assert.equal(await status('PATCH', `/api/v1/conversations/${conv.id}/status`, { status: 'snoozed', snoozed_until: '2000-01-01T00:00:00Z' }, agent), 400);
       const snoozed = await ok('PATCH', `/api/v1/conversations/${conv.id}/status`, { status: 'snoozed', snoozed_until: new Date(Date.now() + 3_600_000).toISOString() }, agent);
       assert.equal(snoozed.status, 'snoozed');

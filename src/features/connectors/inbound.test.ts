@@ -7,7 +7,7 @@ import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-a
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
 import { makeOrg, makeUser, type TestUser } from '../../../test/helpers/factories.ts';
 
-const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/platforms/', import.meta.url));
 const fixture = (path: string): string => readFileSync(`${FIXTURES}${path}.json`, 'utf8');
 const APP_SECRET = 'meta-app-secret-for-tests';
 const sign = (body: string, secret = APP_SECRET) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;

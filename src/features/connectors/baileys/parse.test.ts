@@ -6,7 +6,7 @@ import type { NeutralMessage, ParsedDelivery } from '../neutral.ts';
 import { baileysDedupeKey, parseCodechatWebhook, parseEvolutionWebhook } from './parse.ts';
 
 // The shared fixtures live beside the repository: /work/main/src/features/connectors/baileys → /work/shared.
-const FIXTURES = new URL('../../../../../shared/fixtures/', import.meta.url);
+const FIXTURES = new URL('../../../../test/fixtures/platforms/', import.meta.url);
 
 function fixturePath(rel: string): string {
   const path = fileURLToPath(new URL(rel, FIXTURES));

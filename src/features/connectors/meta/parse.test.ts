@@ -6,10 +6,10 @@ import type { NeutralMessage, ParsedDelivery } from '../neutral.ts';
 import { parseMetaWebhook } from './parse.ts';
 
 type Platform = 'instagram' | 'messenger';
-const folder = (platform: Platform) => fileURLToPath(new URL(`../../../../../shared/fixtures/${platform}/`, import.meta.url));
+const folder = (platform: Platform) => fileURLToPath(new URL(`../../../../test/fixtures/platforms/${platform}/`, import.meta.url));
 const fixture = (platform: Platform, name: string): unknown => {
   const dir = folder(platform);
-  if (!existsSync(dir)) throw new Error(`${platform} fixtures folder missing: ${dir} (expected /work/shared/fixtures beside the repo)`);
+  if (!existsSync(dir)) throw new Error(`${platform} fixtures folder missing: ${dir} (test/fixtures/platforms in the repository)`);
   return JSON.parse(readFileSync(`${dir}${name}.json`, 'utf8'));
 };
 

@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import type { NeutralMessage } from '../neutral.ts';
 import { parseTelegramUpdate, telegramDedupeKey } from './parse.ts';
 
-const FIXTURES = fileURLToPath(new URL('../../../../../shared/fixtures/telegram/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/platforms/telegram/', import.meta.url));
 const fixture = (name: string): unknown => {
-  if (!existsSync(FIXTURES)) throw new Error(`Telegram fixtures folder missing: ${FIXTURES} (expected /work/shared/fixtures beside the repo)`);
+  if (!existsSync(FIXTURES)) throw new Error(`Telegram fixtures folder missing: ${FIXTURES} (test/fixtures/platforms in the repository)`);
   return JSON.parse(readFileSync(`${FIXTURES}${name}.json`, 'utf8'));
 };
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { parseWhatsAppWebhook } from './parse.ts';
 
-const FIXTURES = fileURLToPath(new URL('../../../../../shared/fixtures/whatsapp/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/platforms/whatsapp/', import.meta.url));
 const fixture = (name: string): unknown => {
   if (!existsSync(FIXTURES)) throw new Error(`fixtures folder missing: ${FIXTURES}`);
   return JSON.parse(readFileSync(`${FIXTURES}${name}.json`, 'utf8'));

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { NeutralMessage, ParsedDelivery } from '../neutral.ts';
 import { baileysDedupeKey, parseCodechatWebhook, parseEvolutionWebhook } from './parse.ts';
 
-// The shared fixtures live beside the repository: /work/main/src/features/connectors/baileys → /work/shared.
+// The platform samples are kept in the repository (test/fixtures/platforms, a copy of the shared ones).
 const FIXTURES = new URL('../../../../test/fixtures/platforms/', import.meta.url);
 
 function fixturePath(rel: string): string {

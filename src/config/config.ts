@@ -84,6 +84,8 @@ export interface Config {
   realtime: RealtimeConfig;
   /** Keys for secrets at rest, the first encrypts (empty: derived from the JWT secret). */
   encryptionKeys: Array<{ id: string; key: string }>;
+  /** Where each platform's API is (tests point them at local fake servers). */
+  platformApis: { whatsapp: string; telegram: string; meta: string; timeoutMs: number };
   defaultOrganization: { slug: string; name: string; registrationOpen: boolean };
   platformAdmin: { username: string; password: string; email: string | null } | null;
   seedDemo: boolean;
@@ -375,6 +377,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     historyCachePages: r.int(['HISTORY_CACHE_PAGES'], 2000, 0, 1_000_000),
     encryptionKeys,
+    platformApis: {
+      whatsapp: r.str(['WHATSAPP_API_BASE'], 'https://graph.facebook.com/v21.0').replace(/\/$/, ''),
+      telegram: r.str(['TELEGRAM_API_BASE'], 'https://api.telegram.org').replace(/\/$/, ''),
+      meta: r.str(['META_GRAPH_BASE'], 'https://graph.facebook.com/v21.0').replace(/\/$/, ''),
+      timeoutMs: r.int(['PLATFORM_API_TIMEOUT_MS'], 15_000, 100, 120_000),
+    },
     realtime: {
       // Browsers send Origin; other clients do not and are not checked. Default: the CORS allow-list,
       // or any origin when that is empty (the socket authenticates with a token, never a cookie).

@@ -196,3 +196,152 @@ export async function safePost(rawUrl: string, body: string, opts: SafePostOptio
     opts.signal?.removeEventListener('abort', onAbort);
   });
 }
+
+/** A GET answered with a status other than 2xx (after the redirects it was allowed to follow). */
+export class HttpStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`answered HTTP ${status}`);
+    this.name = 'HttpStatusError';
+  }
+}
+
+/** A body larger than the cap (announced by Content-Length, or counted while streaming). */
+export class ResponseTooLargeError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`the response is larger than ${maxBytes} bytes`);
+    this.name = 'ResponseTooLargeError';
+  }
+}
+
+export interface SafeGetOptions {
+  /** Request headers. Authorization is sent to the first URL's origin only: dropped on a redirect elsewhere. */
+  headers?: Record<string, string>;
+  /** One deadline for every hop, from the first connect to the last byte. */
+  timeoutMs: number;
+  allowPrivate: boolean;
+  /** Largest body accepted; past it the download is aborted (ResponseTooLargeError). */
+  maxBytes: number;
+  /** Redirects followed (each hop checked again like the first); default 3. */
+  maxRedirects?: number;
+  signal?: AbortSignal;
+  /** Resolves and checks each hop (default resolveSafeUrl); tests replace it to fake DNS. */
+  resolve?: (url: string, allowPrivate: boolean) => Promise<ResolvedTarget>;
+}
+
+export interface SafeGetResult {
+  /** The final URL (after redirects). Never log it: platform URLs may carry tokens. */
+  url: string;
+  status: number;
+  /** The Content-Type the server claimed (not to be trusted for what the bytes are). */
+  contentType: string | null;
+  body: Buffer;
+}
+
+/**
+ * GET from an address that comes from outside (platform media URLs, SECURITY.md class E): every
+ * hop is resolved and checked like safePost does (all addresses public unless allowPrivate, the
+ * connection pinned to the checked address), redirects are followed here, at most maxRedirects
+ * of them, and each new location is checked again before anything connects to it. One deadline
+ * covers all hops; the body is streamed with a byte cap. Rejects with UnsafeUrlError (refused
+ * address), HttpStatusError (non-2xx final answer), ResponseTooLargeError, or a network/deadline
+ * error. Error messages never contain the URL's path or query (they may carry tokens).
+ */
+export async function safeGet(rawUrl: string, opts: SafeGetOptions): Promise<SafeGetResult> {
+  const resolveHop = opts.resolve ?? resolveSafeUrl;
+  const maxRedirects = opts.maxRedirects ?? 3;
+  const deadline = new AbortController();
+  const signal = deadline.signal;
+  const timer = setTimeout(() => deadline.abort(), opts.timeoutMs);
+  const onAbort = () => deadline.abort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) deadline.abort();
+  let firstOrigin: string | null = null;
+  try {
+    let current = rawUrl;
+    for (let hop = 0; ; hop++) {
+      if (signal.aborted) throw new Error(opts.signal?.aborted ? 'aborted' : `no answer within ${opts.timeoutMs} ms`);
+      const target = await resolveHop(current, opts.allowPrivate);
+      firstOrigin ??= target.url.origin;
+      // Credentials go to the origin they were given for, never to where a redirect points.
+      const headers = { ...opts.headers };
+      if (target.url.origin !== firstOrigin) {
+        for (const name of Object.keys(headers)) if (name.toLowerCase() === 'authorization' || name.toLowerCase() === 'cookie') delete headers[name];
+      }
+      const answer = await getOnce(target, headers, signal, opts);
+      if (answer.redirect !== undefined) {
+        if (hop >= maxRedirects) throw new Error(`more than ${maxRedirects} redirects`);
+        try {
+          current = new URL(answer.redirect, target.url).toString();
+        } catch {
+          throw new UnsafeUrlError('the redirect location is not a valid URL');
+        }
+        continue;
+      }
+      return { url: target.url.toString(), status: answer.status, contentType: answer.contentType, body: answer.body! };
+    }
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** One request to a checked target: a redirect location, or the whole 2xx body (capped). */
+function getOnce(
+  target: ResolvedTarget,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  opts: SafeGetOptions,
+): Promise<{ status: number; contentType: string | null; redirect?: string; body?: Buffer }> {
+  const pinned = target.addresses[0]!;
+  const lookup: LookupFunction = (_host, options, cb) => {
+    if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [pinned]);
+    else cb(null, pinned.address, pinned.family);
+  };
+  const send = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const timedOut = () => new Error(opts.signal?.aborted ? 'aborted' : `no answer within ${opts.timeoutMs} ms`);
+  return new Promise((resolve, reject) => {
+    const req = send(target.url, { method: 'GET', lookup, signal, agent: false, headers });
+    req.on('error', (err) => reject(signal.aborted ? timedOut() : err));
+    req.on('response', (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      const contentType = res.headers['content-type'] ?? null;
+      if ([301, 302, 303, 307, 308].includes(status) && res.headers.location) {
+        res.resume();
+        resolve({ status, contentType, redirect: res.headers.location });
+        req.destroy();
+        return;
+      }
+      if (status < 200 || status > 299) {
+        res.resume();
+        reject(new HttpStatusError(status));
+        req.destroy();
+        return;
+      }
+      const announced = Number(res.headers['content-length']);
+      if (Number.isFinite(announced) && announced > opts.maxBytes) {
+        reject(new ResponseTooLargeError(opts.maxBytes));
+        res.destroy();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let failed = false;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > opts.maxBytes) {
+          failed = true;
+          reject(new ResponseTooLargeError(opts.maxBytes));
+          res.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('end', () => resolve({ status, contentType, body: Buffer.concat(chunks) }));
+      res.on('error', (err) => reject(signal.aborted ? timedOut() : err));
+      res.on('close', () => {
+        if (!res.complete && !failed) reject(signal.aborted ? timedOut() : new Error('the response was cut off'));
+      });
+    });
+    req.end();
+  });
+}

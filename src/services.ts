@@ -23,6 +23,7 @@ import { InboxesService } from './features/inboxes/inboxes.service.ts';
 import { SupportRepo } from './features/support/support.repo.ts';
 import { TeamsService } from './features/teams/teams.ts';
 import { INBOUND_TARGET, InboundService } from './features/connectors/inbound.service.ts';
+import { OutboundService, PLATFORM_SEND_TARGET } from './features/connectors/outbound/outbound.service.ts';
 import { SupportService } from './features/support/support.service.ts';
 import { PresenceService } from './features/realtime/presence.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './features/realtime/presence-store.ts';
@@ -123,12 +124,17 @@ export function createServices(deps: ServiceDeps) {
   conversations.setEventRecorder(integrations);
   messages.setSupportHooks(integrations, (orgId, id) => support.onCustomerMessage(orgId, id));
   presence.onOffline((orgId, userId) => void support.reassignFrom(orgId, userId).catch((err: unknown) => deps.onBackgroundError?.(err)));
+  const outbound = new OutboundService(db, inboxes, messages, integrations, deps.config.platformApis, clock, deps.registry ?? new Registry());
+  messages.setOutbound((trx, orgId, conversationId, messageId) => outbound.enqueue(trx, orgId, conversationId, messageId));
+  dispatcher.register(PLATFORM_SEND_TARGET, {
+    deliver: (row, signal) => outbound.deliver((JSON.parse(row.payload) as { message_id: string }).message_id, signal, row.attempts >= deps.config.integrations.outbox.maxAttempts),
+  });
   const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry());
   dispatcher.register(INBOUND_TARGET, { deliver: (row) => inbound.process((JSON.parse(row.payload) as { webhook_event_id: string }).webhook_event_id) });
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound, teams };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound, teams, outbound };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -126,6 +126,15 @@ export class MessagesService {
     this.#onCustomerMessage = onCustomerMessage;
   }
 
+  /**
+   * Replies out: called in the transaction of a staff message in a support conversation; enqueues
+   * its send to the platform (and marks it pending) when the inbox is a platform's. True if so.
+   */
+  setOutbound(hook: (trx: Kysely<DB>, orgId: string, conversationId: string, messageId: string) => Promise<boolean>): void {
+    this.#outbound = hook;
+  }
+  #outbound: ((trx: Kysely<DB>, orgId: string, conversationId: string, messageId: string) => Promise<boolean>) | null = null;
+
   /** Hits and misses of the history page cache (tests, diagnostics). */
   get historyCacheStats(): Readonly<{ hits: number; misses: number }> {
     return this.pages.stats;
@@ -193,9 +202,15 @@ export class MessagesService {
     const followers = root ? [...new Set([userId, ...(root.sender_type === 'user' && root.sender_id ? [root.sender_id] : [])])] : [];
     try {
       const events = kind === 'support' ? this.#events : null;
-      const inTransaction = events
-        ? (trx: Kysely<DB>, m: MessageRow) => events.record(trx, p.orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(m, { attachments }) }).then(() => undefined)
-        : undefined;
+      // Staff replies in a support conversation go out to the platform (never private notes).
+      const outbound = kind === 'support' && row.private === 0 && checkAccess(p, 'support.handle') ? this.#outbound : null;
+      const inTransaction =
+        events || outbound
+          ? async (trx: Kysely<DB>, m: MessageRow) => {
+              if (outbound && (await outbound(trx, p.orgId, conversationId, m.id))) m.delivery_status = 'pending';
+              await events?.record(trx, p.orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(m, { attachments }) });
+            }
+          : undefined;
       const { message: stored, root: rootChange } = await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id), inTransaction });
       this.metrics.sent(kind, stored.type);
       const dto = toMessageDto(stored, { attachments });

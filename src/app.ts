@@ -130,7 +130,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await authed.register(inboxesRoutes, { inboxes: services.inboxes });
         await authed.register(contactsRoutes, { contacts: services.contacts });
         await authed.register(supportRoutes, { support: services.support, messages: services.messages });
-        await authed.register(webhookEventsRoutes, { inbound: services.inbound });
+        await authed.register(webhookEventsRoutes, { inbound: services.inbound, inboxes: services.inboxes, telegramApi: config.platformApis.telegram, timeoutMs: config.platformApis.timeoutMs });
         await authed.register(teamsRoutes, { teams: services.teams });
         await authed.register(webhooksRoutes, { webhooks: services.webhooks });
       });

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { authErrors, NoContent } from '../../transport/http/schemas.ts';
+import type { InboxesService } from '../inboxes/inboxes.service.ts';
 import type { InboundService } from './inbound.service.ts';
+import { registerTelegramWebhook } from './telegram/register.ts';
 
 const Params = Type.Object({ platform: Type.String({ maxLength: 20 }), inboxId: Type.String({ maxLength: 64 }) });
 const headerMap = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
@@ -37,8 +39,12 @@ const WebhookEvent = Type.Object({
   processed_at: Type.Union([Type.String(), Type.Null()]),
 });
 
-/** /webhook-events: every delivery with its outcome (admins), and replay. */
-export const webhookEventsRoutes: FastifyPluginAsyncTypebox<{ inbound: InboundService }> = async (app, { inbound }) => {
+/** /webhook-events: every delivery with its outcome (admins), and replay; Telegram webhook registration. */
+export const webhookEventsRoutes: FastifyPluginAsyncTypebox<{ inbound: InboundService; inboxes: InboxesService; telegramApi: string; timeoutMs: number }> = async (app, { inbound, inboxes, telegramApi, timeoutMs }) => {
+  app.post('/inboxes/:id/register-webhook', {
+    schema: { tags: ['inboxes'], summary: 'Telegram: register the inbox’s webhook URL and secret token with setWebhook (admins)', params: Type.Object({ id: Type.String({ format: 'uuid' }) }), response: { 200: Type.Object({ ok: Type.Boolean(), url: Type.String() }), ...authErrors } },
+    handler: async (req) => registerTelegramWebhook(req.principal, inboxes, req.params.id, telegramApi, timeoutMs),
+  });
   app.get('/webhook-events', {
     schema: { tags: ['inboxes'], summary: 'Platform deliveries, newest first, with their outcome', querystring: Type.Object({ inbox_id: Type.Optional(Type.String({ format: 'uuid' })) }), response: { 200: Type.Object({ data: Type.Array(WebhookEvent) }), ...authErrors } },
     handler: async (req) => ({ data: await inbound.list(req.principal, req.query.inbox_id) }),

@@ -35,6 +35,7 @@ class FakePlatform {
     const fail = this.failNext.shift();
     if (fail) return fail;
     const n = ++this.#n;
+    if (req.url?.endsWith('/setWebhook')) return body.url ? { status: 200, body: { ok: true, result: true, description: 'Webhook was set' } } : { status: 400, body: { ok: false, description: 'Bad Request: bad webhook' } };
     if (req.url?.includes('/sendMessage')) return { status: 200, body: { ok: true, result: { message_id: 500 + n, chat: { id: Number(body.chat_id) } } } };
     return { status: 200, body: { messaging_product: 'whatsapp', contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id: `wamid.OUT${n}` }] } };
   }
@@ -133,6 +134,18 @@ for (const dialect of testDialects()) {
       const row = await t.db.db.selectFrom('messages').select('delivery_error').where('id', '=', reply.data.id).executeTakeFirstOrThrow();
       assert.match(row.delivery_error ?? '', /^whatsapp\.window_closed/);
       assert.equal(fake.calls.length, before);
+    });
+
+    it('Telegram webhook registration: one setWebhook call with the inbox URL and its secret token (admins only)', async () => {
+      const inbox = (await call(t.app, 'GET', `/api/v1/inboxes/${tg}`, { token: admin.token })).data;
+      const r = await call(t.app, 'POST', `/api/v1/inboxes/${tg}/register-webhook`, { token: admin.token });
+      assert.equal(r.statusCode, 200, r.body);
+      const c = fake.calls.findLast((x) => x.path === '/bot42:tg-token/setWebhook')!;
+      assert.equal(c.body.url, inbox.webhook_url);
+      assert.equal(c.body.secret_token, inbox.verify_token);
+      assert.ok((c.body.allowed_updates as string[]).includes('message_reaction'));
+      assert.equal((await call(t.app, 'POST', `/api/v1/inboxes/${tg}/register-webhook`, { token: agent.token })).statusCode, 403);
+      assert.equal((await call(t.app, 'POST', `/api/v1/inboxes/${wa}/register-webhook`, { token: admin.token })).statusCode, 400);
     });
 
     it('Telegram replies go out through sendMessage with the bot token', async () => {

@@ -92,6 +92,18 @@ export interface Config {
   hostJwt: HostJwtConfig;
   files: FileStorageConfig;
   integrations: IntegrationsConfig;
+  /** Inbound media downloads from the platforms (connectors/media). */
+  media: MediaConfig;
+}
+
+/** How platform media is downloaded into file storage (SECURITY.md class E). */
+export interface MediaConfig {
+  /** Allow loopback and private addresses (tests with a local fake platform; never in production). */
+  allowPrivate: boolean;
+  /** Largest media file downloaded, in bytes (default: UPLOAD_MAX_BYTES). */
+  maxBytes: number;
+  /** Deadline of one download attempt, every request of it included. */
+  timeoutMs: number;
 }
 
 /** The outbox dispatcher, integration events on Redis and outgoing webhooks (docs/events.md). */
@@ -306,6 +318,16 @@ function readIntegrations(r: Reader): IntegrationsConfig {
   };
 }
 
+function readMedia(r: Reader, uploadMaxBytes: number, lockMs: number): MediaConfig {
+  const timeoutMs = r.int(['MEDIA_TIMEOUT_MS'], 30_000, 100, 600_000);
+  if (lockMs < timeoutMs + 5000) r.problems.push(`OUTBOX_LOCK_MS: must be at least MEDIA_TIMEOUT_MS + 5000 (${timeoutMs + 5000}), or a slow download could be claimed twice`);
+  return {
+    allowPrivate: r.bool(['MEDIA_ALLOW_PRIVATE'], false),
+    maxBytes: r.int(['MEDIA_MAX_BYTES'], uploadMaxBytes, 1, 5 * 1024 * 1024 * 1024),
+    timeoutMs,
+  };
+}
+
 /** Parse and validate configuration from an environment object. Throws ConfigError listing every problem. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const r = new Reader(env);
@@ -416,7 +438,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     hostJwt: readHostJwt(r),
     files: readFileStorage(r),
     integrations: readIntegrations(r),
+    media: { allowPrivate: false, maxBytes: 0, timeoutMs: 0 },
   };
+  // Read after the rest: its defaults and checks depend on UPLOAD_MAX_BYTES and OUTBOX_LOCK_MS.
+  config.media = readMedia(r, config.files.uploadMaxBytes, config.integrations.outbox.lockMs);
   if (config.seedDemo && nodeEnv === 'production') r.problems.push('SEED_DEMO: demo data is refused when NODE_ENV=production');
   if (r.problems.length) throw new ConfigError(r.problems);
   return Object.freeze(config);

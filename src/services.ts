@@ -23,6 +23,7 @@ import { InboxesService } from './features/inboxes/inboxes.service.ts';
 import { SupportRepo } from './features/support/support.repo.ts';
 import { TeamsService } from './features/teams/teams.ts';
 import { INBOUND_TARGET, InboundService } from './features/connectors/inbound.service.ts';
+import { MEDIA_FETCH_TARGET, MediaFetchJobs } from './features/connectors/media/media-jobs.ts';
 import { OutboundService, PLATFORM_SEND_TARGET } from './features/connectors/outbound/outbound.service.ts';
 import { SupportService } from './features/support/support.service.ts';
 import { PresenceService } from './features/realtime/presence.ts';
@@ -131,6 +132,8 @@ export function createServices(deps: ServiceDeps) {
   });
   const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry());
   dispatcher.register(INBOUND_TARGET, { deliver: (row) => inbound.process((JSON.parse(row.payload) as { webhook_event_id: string }).webhook_event_id) });
+  const mediaJobs = new MediaFetchJobs(db, inboxes, files, messages, { apis: deps.config.platformApis, ...deps.config.media }, deps.config.integrations.outbox.maxAttempts);
+  dispatcher.register(MEDIA_FETCH_TARGET, { deliver: (row, signal) => mediaJobs.deliver(row, signal) });
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 

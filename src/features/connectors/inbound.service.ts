@@ -12,6 +12,7 @@ import type { DeliveryResult } from '../integrations/dispatcher.ts';
 import type { IntegrationEvents } from '../integrations/events.ts';
 import { DuplicateDelivery, type MessagesService } from '../messages/messages.service.ts';
 import type { SupportService } from '../support/support.service.ts';
+import { enqueueMediaFetch } from './media/media-jobs.ts';
 import type { NeutralMessage, NeutralStatus } from './neutral.ts';
 import { type Delivery, inboundConnector } from './registry.ts';
 
@@ -166,6 +167,8 @@ export class InboundService {
         createdAt: m.sentAt,
         replyToId: replyTo?.id ?? null,
         dedupe: { inboxId: inbox.id, externalId: m.externalId },
+        // Its media is downloaded later (media_fetch job, queued atomically with the message).
+        inTransaction: stored.metadata?.media ? (trx, row) => enqueueMediaFetch(this.integrations, trx, inbox.org_id, row.id) : undefined,
       });
     } catch (err) {
       if (err instanceof DuplicateDelivery) return 'duplicates';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import { requireUser, type Principal } from '../../access/access.ts';
 import type { ByteRange, FileStorage, StoredObject } from '../../files/file-storage.ts';
@@ -85,6 +86,40 @@ export class FilesService {
       height: dims?.height ?? null,
       created_at: isoNow(this.clock),
     };
+    try {
+      await this.repo.create(row);
+    } catch (err) {
+      await this.storage.delete(key).catch(() => undefined);
+      throw err;
+    }
+    return toFileDto(row);
+  }
+
+  /**
+   * Store bytes a platform sent (inbound media, already downloaded and size-capped by the media
+   * fetcher): the type is sniffed from the bytes, never taken from the platform; no uploader (the
+   * file is readable through the conversations whose messages carry it).
+   */
+  async storeFromPlatform(orgId: string, input: { filename: string; bytes: Buffer }): Promise<FileDto> {
+    const id = newId();
+    const key = `${orgId}/${id}`;
+    const head = input.bytes.subarray(0, SNIFF_BYTES);
+    const contentType = await sniffContentType(head);
+    const dims = imageDimensions(contentType, head);
+    const row: FileRow = {
+      id,
+      org_id: orgId,
+      uploader_id: null,
+      storage_key: key,
+      filename: cleanFilename(input.filename),
+      content_type: contentType,
+      size: input.bytes.length,
+      sha256: createHash('sha256').update(input.bytes).digest('hex'),
+      width: dims?.width ?? null,
+      height: dims?.height ?? null,
+      created_at: isoNow(this.clock),
+    };
+    await this.storage.put(key, input.bytes);
     try {
       await this.repo.create(row);
     } catch (err) {

@@ -325,6 +325,24 @@ export class MessagesRepo {
   }
 
   /**
+   * A platform message's media arrived (or gave up): its metadata replaced and, with a file, the
+   * file attached after the message's other attachments (attachment_count kept in step), in one
+   * transaction; returns the change's version.
+   */
+  async setPlatformMedia(orgId: string, id: string, metadata: string, fileId: string | null): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      if (fileId !== null) {
+        const { attachment_count } = await trx.selectFrom('messages').select('attachment_count').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirstOrThrow();
+        await trx.insertInto('message_attachments').values({ message_id: id, file_id: fileId, org_id: orgId, position: Number(attachment_count) }).execute();
+        await trx.updateTable('messages').set((eb) => ({ metadata, attachment_count: eb('attachment_count', '+', 1) })).where('org_id', '=', orgId).where('id', '=', id).execute();
+      } else {
+        await trx.updateTable('messages').set({ metadata }).where('org_id', '=', orgId).where('id', '=', id).execute();
+      }
+      return this.#touch(trx, id);
+    });
+  }
+
+  /**
    * Delete: a tombstone (content, metadata and mentions gone) that lets go of its files, in one
    * transaction; returns the change's version. NOTE: the files themselves stay for their uploader
    * and for other messages carrying them (SECURITY.md K); downloads also check deleted_at.

@@ -446,6 +446,8 @@ export class MessagesService {
       replyToId?: string | null;
       /** Claimed in the message's transaction: a second delivery of it throws DuplicateDelivery. */
       dedupe?: { inboxId: string; externalId: string };
+      /** More writes in the message's transaction (after the dedupe claim): e.g. its media download job. */
+      inTransaction?: (trx: Kysely<DB>, stored: MessageRow) => Promise<void>;
     },
   ): Promise<MessageDto> {
     const row = {
@@ -473,6 +475,7 @@ export class MessagesService {
     const inTransaction = async (trx: Kysely<DB>, stored: MessageRow) => {
       if (m.dedupe && !(await this.repo.claimExternal(trx, m.dedupe.inboxId, m.dedupe.externalId, m.createdAt))) throw new DuplicateDelivery();
       await events?.record(trx, orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(stored) });
+      await m.inTransaction?.(trx, stored);
     };
     const { message } = await this.repo.insertNext(row, { mentionUserIds: [], threadFollowerIds: [], inTransaction });
     this.metrics.sent('support', message.type);
@@ -508,6 +511,23 @@ export class MessagesService {
     const version = await this.repo.update(m.org_id, m.id, patch);
     const dto = (await this.#dtos({ orgId: m.org_id, userId: null }, [{ ...m, ...patch }]))[0]!;
     this.realtime?.toConversation(m.conversation_id, 'message_update', dto, version, m.private === 1);
+  }
+
+  /**
+   * The media of a platform message was downloaded (`fileId`: now attached) or given up on: its
+   * `metadata.media` gets `patch` merged in; the version moves, subscribers hear a message_update.
+   * Nothing happens to a message deleted meanwhile (null); else the new DTO.
+   */
+  async setPlatformMedia(orgId: string, id: string, patch: Record<string, unknown>, fileId: string | null): Promise<MessageDto | null> {
+    const m = await this.repo.getById(orgId, id);
+    if (!m || m.deleted_at !== null) return null;
+    const metadata = m.metadata ? (JSON.parse(m.metadata) as Record<string, unknown>) : {};
+    const next = JSON.stringify({ ...metadata, media: { ...(metadata.media as Record<string, unknown> | undefined), ...patch } });
+    const version = await this.repo.setPlatformMedia(orgId, id, next, fileId);
+    const row = { ...m, metadata: next, attachment_count: m.attachment_count + (fileId ? 1 : 0) };
+    const dto = (await this.#dtos({ orgId, userId: null }, [row]))[0]!;
+    this.realtime?.toConversation(m.conversation_id, 'message_update', dto, version, m.private === 1);
+    return dto;
   }
 
   /**

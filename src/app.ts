@@ -64,7 +64,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const metrics = createMetrics();
-  const services = createServices({ ...opts, registry: metrics.registry, onBackgroundError: (err) => app.log.error({ err }, 'background error') });
+  const services = createServices({ ...opts, registry: metrics.registry, onBackgroundError: (err) => app.log.error({ err }, 'background error'), log: app.log });
   await services.principals.start();
   app.decorate('services', services);
   app.decorate('metrics', metrics);

@@ -24,7 +24,7 @@ import { SupportRepo } from './features/support/support.repo.ts';
 import { TeamsService } from './features/teams/teams.ts';
 import { INBOUND_TARGET, InboundService } from './features/connectors/inbound.service.ts';
 import { MEDIA_FETCH_TARGET, MediaFetchJobs } from './features/connectors/media/media-jobs.ts';
-import { OutboundService, PLATFORM_SEND_TARGET } from './features/connectors/outbound/outbound.service.ts';
+import { OutboundService, PLATFORM_SEND_TARGET, type OutboundLog } from './features/connectors/outbound/outbound.service.ts';
 import { SupportService } from './features/support/support.service.ts';
 import { PresenceService } from './features/realtime/presence.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './features/realtime/presence-store.ts';
@@ -64,6 +64,8 @@ export interface ServiceDeps {
   registry?: Registry;
   /** Errors of background work (bus delivery) that have no request to answer. */
   onBackgroundError?: (err: unknown) => void;
+  /** Warnings of background work that still succeeded (e.g. a voice note sent untranscoded). */
+  log?: OutboundLog;
 }
 
 /** The composition root: every service, wired once. Backends are chosen here from config alone. */
@@ -125,7 +127,7 @@ export function createServices(deps: ServiceDeps) {
   conversations.setEventRecorder(integrations);
   messages.setSupportHooks(integrations, (orgId, id) => support.onCustomerMessage(orgId, id));
   presence.onOffline((orgId, userId) => void support.reassignFrom(orgId, userId).catch((err: unknown) => deps.onBackgroundError?.(err)));
-  const outbound = new OutboundService(db, inboxes, messages, integrations, deps.config.platformApis, clock, deps.registry ?? new Registry());
+  const outbound = new OutboundService(db, inboxes, messages, integrations, deps.config.platformApis, clock, deps.registry ?? new Registry(), files, deps.log);
   messages.setOutbound((trx, orgId, conversationId, messageId) => outbound.enqueue(trx, orgId, conversationId, messageId));
   dispatcher.register(PLATFORM_SEND_TARGET, {
     deliver: (row, signal) => outbound.deliver((JSON.parse(row.payload) as { message_id: string }).message_id, signal, row.attempts >= deps.config.integrations.outbox.maxAttempts),

@@ -178,6 +178,20 @@ export class FilesService {
     return out;
   }
 
+  /**
+   * All the bytes of a file, for background jobs that already decided the file may go where they
+   * send it (replies out: the files of a staff message). No access check here; null when the file
+   * or its bytes are missing. The whole file is held in memory (uploads are capped by UPLOAD_MAX_BYTES).
+   */
+  async bytesOf(orgId: string, id: string): Promise<Buffer | null> {
+    const f = await this.repo.getById(orgId, id);
+    const stored = f ? await this.storage.get(f.storage_key) : null;
+    if (!stored) return null;
+    const chunks: Buffer[] = [];
+    for await (const chunk of stored.stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
   close(): Promise<void> {
     return this.storage.close();
   }

@@ -2,12 +2,16 @@ import type { Kysely } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../../../config/config.ts';
 import type { Clock } from '../../../platform/clock.ts';
+import { TARGET_CONTENT_TYPE, transcode, type TranscodeTarget } from '../../../platform/ffmpeg.ts';
 import type { DB } from '../../../storage/schema.ts';
+import type { FileDto } from '../../files/files.schemas.ts';
+import type { FilesService } from '../../files/files.service.ts';
 import type { InboxesService } from '../../inboxes/inboxes.service.ts';
 import type { DeliveryResult } from '../../integrations/dispatcher.ts';
 import type { IntegrationEvents } from '../../integrations/events.ts';
 import type { MessagesService } from '../../messages/messages.service.ts';
-import { sendCodechat, sendEvolution, sendMeta, sendTelegram, sendWhatsApp, type Sender } from './senders.ts';
+import { mediaKindOf, sendCodechatMedia, sendEvolutionMedia, sendMetaMedia, sendTelegramMedia, sendWhatsAppMedia, type MediaKind, type MediaSender } from './media-senders.ts';
+import { sendCodechat, sendEvolution, sendMeta, sendTelegram, sendWhatsApp, type SendContext, type Sender, type SendResult } from './senders.ts';
 
 /** The outbox target of replies going out to platforms. */
 export const PLATFORM_SEND_TARGET = 'platform_send';
@@ -15,14 +19,32 @@ export const PLATFORM_SEND_TARGET = 'platform_send';
 /** WhatsApp's customer-service window: free-form replies only within 24 h of the customer's last message. */
 const WHATSAPP_WINDOW_MS = 24 * 3600 * 1000;
 
-const SENDERS: Record<string, { send: Sender; base: (c: Config['platformApis']) => string }> = {
-  whatsapp: { send: sendWhatsApp, base: (c) => c.whatsapp },
-  telegram: { send: sendTelegram, base: (c) => c.telegram },
-  instagram: { send: sendMeta, base: (c) => c.meta },
-  messenger: { send: sendMeta, base: (c) => c.meta },
-  evolution: { send: sendEvolution, base: () => '' },
-  codechat: { send: sendCodechat, base: () => '' },
+/** The largest transcoded voice note (WhatsApp's audio limit is 16 MB). */
+const VOICE_MAX_BYTES = 16 * 1024 * 1024;
+
+interface PlatformSender {
+  send: Sender;
+  sendMedia: MediaSender;
+  /** What audio attachments are transcoded to, to go out as a voice note (CONNECTORS.md §9.2). */
+  voice: TranscodeTarget;
+  /** Whether a file of this kind carries a caption; else the text goes out first, as its own message. */
+  caption: (kind: MediaKind) => boolean;
+  base: (c: Config['platformApis']) => string;
+}
+
+const SENDERS: Record<string, PlatformSender> = {
+  whatsapp: { send: sendWhatsApp, sendMedia: sendWhatsAppMedia, voice: 'ogg_opus', caption: (k) => k !== 'voice' && k !== 'audio', base: (c) => c.whatsapp },
+  telegram: { send: sendTelegram, sendMedia: sendTelegramMedia, voice: 'ogg_opus', caption: () => true, base: (c) => c.telegram },
+  instagram: { send: sendMeta, sendMedia: sendMetaMedia, voice: 'm4a_aac', caption: () => false, base: (c) => c.meta },
+  messenger: { send: sendMeta, sendMedia: sendMetaMedia, voice: 'm4a_aac', caption: () => false, base: (c) => c.meta },
+  evolution: { send: sendEvolution, sendMedia: sendEvolutionMedia, voice: 'ogg_opus', caption: (k) => k !== 'voice', base: () => '' },
+  codechat: { send: sendCodechat, sendMedia: sendCodechatMedia, voice: 'ogg_opus', caption: (k) => k !== 'voice', base: () => '' },
 };
+
+/** Where a failed voice-note transcoding is logged (a pino logger fits). */
+export interface OutboundLog {
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
 
 /**
  * Replies out (issue 6): a staff message in a support conversation of a platform inbox is queued
@@ -42,6 +64,8 @@ export class OutboundService {
     private readonly apis: Config['platformApis'],
     private readonly clock: Clock,
     registry: Registry,
+    private readonly files: FilesService,
+    private readonly log?: OutboundLog,
   ) {
     this.#metric = new Counter({ name: 'chat_platform_sends_total', help: 'Replies sent to platforms, by outcome', labelNames: ['platform', 'outcome'] as const, registers: [registry] });
   }
@@ -85,10 +109,11 @@ export class OutboundService {
     }
     const replyTo = m.metadata ? (JSON.parse(m.metadata) as { reply_to?: string }).reply_to : undefined;
     const replyExternal = replyTo ? (await this.db.selectFrom('messages').select('external_id').where('id', '=', replyTo).executeTakeFirst())?.external_id ?? undefined : undefined;
-    const r = await platform.send(
-      { base: platform.base(this.apis), credentials: this.inboxes.credentials(inbox), timeoutMs: this.apis.timeoutMs, signal },
-      { to: identity.external_id, text: m.body, ...(replyExternal ? { replyToExternalId: replyExternal } : {}) },
-    );
+    const ctx: SendContext = { base: platform.base(this.apis), credentials: this.inboxes.credentials(inbox), timeoutMs: this.apis.timeoutMs, signal };
+    const r =
+      m.attachment_count > 0
+        ? await this.#sendWithFiles(m, inbox.platform, ctx, identity.external_id, replyExternal)
+        : await platform.send(ctx, { to: identity.external_id, text: m.body, ...(replyExternal ? { replyToExternalId: replyExternal } : {}) });
     if (r.ok) {
       await this.db.updateTable('messages').set({ external_id: r.externalId }).where('id', '=', m.id).execute();
       await this.messages.applyPlatformChange({ ...m, external_id: r.externalId }, { deliveryStatus: 'sent', deliveryError: null });
@@ -99,6 +124,51 @@ export class OutboundService {
     if (!r.retryable || lastAttempt) return this.#fail(m, inbox.platform, error, true);
     this.#metric.inc({ platform: inbox.platform, outcome: 'retry' });
     return { ok: false, error };
+  }
+
+  /**
+   * A message with files: each file is one platform message, the first one captioned with the body
+   * (or, where that kind takes no caption, the body goes first as a text). The ids of the parts
+   * sent are kept in `metadata.platform_parts`, so a retry after a failed part sends only the rest;
+   * the message's external id is the first part's.
+   */
+  async #sendWithFiles(m: { id: string; org_id: string; body: string; metadata: string | null }, platformName: string, ctx: SendContext, to: string, replyTo: string | undefined): Promise<SendResult> {
+    const platform = SENDERS[platformName]!;
+    const files = (await this.files.attachmentsOf(m.org_id, [m.id])).get(m.id) ?? [];
+    const metadata = m.metadata ? (JSON.parse(m.metadata) as Record<string, unknown>) : {};
+    const done = Array.isArray(metadata.platform_parts) ? (metadata.platform_parts as string[]) : [];
+    const firstKind = files[0] ? mediaKindOf(files[0].content_type) : 'document';
+    const text = m.body.trim() === '' ? undefined : m.body;
+    const captioned = text !== undefined && files.length > 0 && platform.caption(firstKind === 'audio' ? 'voice' : firstKind);
+    const parts: Array<(reply: string | undefined) => Promise<SendResult>> = [];
+    if (text !== undefined && !captioned) parts.push((reply) => platform.send(ctx, { to, text, ...(reply ? { replyToExternalId: reply } : {}) }));
+    files.forEach((f, i) => parts.push((reply) => this.#sendFile(m, f, platformName, ctx, { to, caption: i === 0 && captioned ? text : undefined, reply })));
+    for (let i = done.length; i < parts.length; i++) {
+      const r = await parts[i]!(i === 0 ? replyTo : undefined);
+      if (!r.ok) return r;
+      done.push(r.externalId);
+      await this.db.updateTable('messages').set({ metadata: JSON.stringify({ ...metadata, platform_parts: done }) }).where('id', '=', m.id).execute();
+    }
+    return done[0] ? { ok: true, externalId: done[0] } : { ok: false, retryable: false, error: 'nothing to send' };
+  }
+
+  /** One file out; audio is transcoded to the platform's voice-note format first, or sent as it is when that fails. */
+  async #sendFile(m: { id: string; org_id: string }, f: FileDto, platformName: string, ctx: SendContext, opts: { to: string; caption: string | undefined; reply: string | undefined }): Promise<SendResult> {
+    const platform = SENDERS[platformName]!;
+    const bytes = await this.files.bytesOf(m.org_id, f.id);
+    if (!bytes) return { ok: false, retryable: false, error: `the attached file ${f.id} is missing` };
+    let part = { kind: mediaKindOf(f.content_type) as MediaKind, bytes, contentType: f.content_type, filename: f.filename };
+    if (part.kind === 'audio') {
+      try {
+        const voice = await transcode(bytes, platform.voice, { timeoutMs: this.apis.timeoutMs, maxOutputBytes: VOICE_MAX_BYTES });
+        const ext = platform.voice === 'ogg_opus' ? 'ogg' : platform.voice === 'm4a_aac' ? 'm4a' : 'mp3';
+        part = { kind: 'voice', bytes: voice, contentType: TARGET_CONTENT_TYPE[platform.voice], filename: `${f.filename.replace(/\.[^.]*$/, '') || 'voice'}.${ext}` };
+      } catch (err) {
+        this.log?.warn({ err, platform: platformName, message_id: m.id, file_id: f.id, content_type: f.content_type }, 'voice note transcoding failed; sending the original audio');
+        this.#metric.inc({ platform: platformName, outcome: 'transcode_failed' });
+      }
+    }
+    return platform.sendMedia(ctx, { to: opts.to, ...part, ...(opts.caption ? { caption: opts.caption } : {}), ...(opts.reply ? { replyToExternalId: opts.reply } : {}) });
   }
 
   async #fail(m: { id: string; org_id: string; conversation_id: string } & Parameters<MessagesService['applyPlatformChange']>[0], platform: string, error: string, permanent: boolean): Promise<DeliveryResult> {

@@ -22,7 +22,7 @@ export interface SendContext {
 
 export type Sender = (ctx: SendContext, req: SendRequest) => Promise<SendResult>;
 
-async function postJson(url: string, body: unknown, ctx: SendContext, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> } | { error: string }> {
+export async function postJson(url: string, body: unknown, ctx: SendContext, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> } | { error: string }> {
   try {
     const res = await fetch(url, {
       method: 'POST',
@@ -44,8 +44,8 @@ async function postJson(url: string, body: unknown, ctx: SendContext, headers: R
   }
 }
 
-/** 5xx, 429 and network errors are worth retrying; other 4xx are the platform refusing. */
-const failure = (r: { status: number; json: Record<string, unknown> } | { error: string }, code: unknown, message: unknown): SendResult =>
+/** 5xx, 429 and network errors are worth retrying; other 4xx are the platform refusing (used by media-senders.ts too). */
+export const failure = (r: { status: number; json: Record<string, unknown> } | { error: string }, code: unknown, message: unknown): SendResult =>
   'error' in r
     ? { ok: false, retryable: true, error: r.error }
     : { ok: false, retryable: r.status >= 500 || r.status === 429, ...(code !== undefined ? { code: code as string | number } : {}), error: typeof message === 'string' ? message : `HTTP ${r.status}` };

@@ -50,10 +50,21 @@ interface Call {
 /** A loopback platform: WhatsApp Cloud media upload + send, Telegram send*, Meta /me/messages, gateways. */
 class FakePlatform {
   readonly calls: Call[] = [];
+  /** Answer one later call whose path ends with `path` with a 503, after letting `skip` such calls through. */
+  failOnce: { path: string; skip: number } | null = null;
   #server: Server;
   #n = 0;
   constructor() {
-    this.#server = createServer((req, res) => void this.#handle(req).then((body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body))));
+    this.#server = createServer((req, res) =>
+      void this.#handle(req).then((body) => {
+        let fail = false;
+        if (this.failOnce && (req.url ?? '').endsWith(this.failOnce.path) && this.failOnce.skip-- === 0) {
+          fail = true;
+          this.failOnce = null;
+        }
+        res.writeHead(fail ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(fail ? { error: { code: 2, message: 'temporarily unavailable' } } : body));
+      }),
+    );
   }
   async start(): Promise<string> {
     await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', () => r()));
@@ -221,6 +232,21 @@ for (const dialect of testDialects()) {
       const line = t.logs.find((l) => l.includes('voice note transcoding failed'));
       assert.ok(line, 'logged');
       assert.match(line, new RegExp(file.id));
+    });
+
+    it('a retry after a failed part sends only the parts not sent yet', async () => {
+      const conv = await inboundWhatsApp('5581900000004', 'wamid.M4');
+      const a = await upload('a.png', png());
+      const b = await upload('b.pdf', Buffer.from('%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n'));
+      // The first image goes out; the upload of the second file fails once (503) and is retried.
+      fake.failOnce = { path: '/media', skip: 1 };
+      const { row, calls } = await replyWith(conv.id, 'two files', [a.id, b.id]);
+      const uploads = calls.filter((c) => c.path.endsWith('/media')).length;
+      assert.equal(row.delivery_status, 'sent', row.delivery_error ?? '');
+      const sends = calls.filter((c) => c.path.endsWith('/messages'));
+      assert.deepEqual(sends.map((c) => c.json?.type), ['image', 'document'], 'the image was not sent twice');
+      assert.equal((sends[1]!.json?.document as { filename?: string }).filename, 'b.pdf');
+      assert.equal(uploads, 3, 'image, failed document, document again');
     });
 
     it('Telegram: an uploaded MP3 goes out through sendVoice as OGG/Opus, with the body as caption', async () => {

@@ -13,7 +13,7 @@ import { makeOrg, makeUser, type TestUser } from '../../../../test/helpers/facto
  * told to fail the next calls.
  */
 class FakePlatform {
-  readonly calls: Array<{ path: string; auth: string | undefined; body: Record<string, unknown> }> = [];
+  readonly calls: Array<{ path: string; auth: string | undefined; body: Record<string, unknown>; ok: boolean }> = [];
   failNext: Array<{ status: number; body: unknown }> = [];
   #server: Server;
   #n = 0;
@@ -31,8 +31,8 @@ class FakePlatform {
     let raw = '';
     for await (const chunk of req) raw += chunk;
     const body = JSON.parse(raw || '{}') as Record<string, unknown>;
-    this.calls.push({ path: req.url ?? '', auth: req.headers.authorization, body });
     const fail = this.failNext.shift();
+    this.calls.push({ path: req.url ?? '', auth: req.headers.authorization, body, ok: !fail });
     if (fail) return fail;
     const n = ++this.#n;
     if (req.url?.endsWith('/setWebhook')) return body.url ? { status: 200, body: { ok: true, result: true, description: 'Webhook was set' } } : { status: 400, body: { ok: false, description: 'Bad Request: bad webhook' } };
@@ -119,6 +119,8 @@ for (const dialect of testDialects()) {
       fake.failNext.push({ status: 503, body: { error: { code: 1, message: 'temporarily unavailable' } } }, { status: 500, body: {} });
       const reply = await call(t.app, 'POST', `/api/v1/conversations/${conv.id}/messages`, { token: agent.token, body: { body: 'after two failures' } });
       await waitFor(async () => (await message(reply.data.id)).delivery_status === 'sent');
+      const tries = fake.calls.filter((c) => (c.body.text as { body?: string } | undefined)?.body === 'after two failures');
+      assert.deepEqual(tries.map((c) => c.ok), [false, false, true], 'two failures, then exactly one message at the platform');
       fake.failNext.push({ status: 400, body: { error: { code: 131026, message: 'Message undeliverable' } } });
       const refused = await call(t.app, 'POST', `/api/v1/conversations/${conv.id}/messages`, { token: agent.token, body: { body: 'refused' } });
       const failed = await waitFor(async () => ((await message(refused.data.id)).delivery_status === 'failed' ? t.db.db.selectFrom('messages').select('delivery_error').where('id', '=', refused.data.id).executeTakeFirst() : null));

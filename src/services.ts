@@ -132,7 +132,7 @@ export function createServices(deps: ServiceDeps) {
   dispatcher.register(PLATFORM_SEND_TARGET, {
     deliver: (row, signal) => outbound.deliver((JSON.parse(row.payload) as { message_id: string }).message_id, signal, row.attempts >= deps.config.integrations.outbox.maxAttempts),
   });
-  const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry());
+  const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry(), deps.database.writes);
   dispatcher.register(INBOUND_TARGET, { deliver: (row) => inbound.process((JSON.parse(row.payload) as { webhook_event_id: string }).webhook_event_id) });
   const mediaJobs = new MediaFetchJobs(db, inboxes, files, messages, { apis: deps.config.platformApis, ...deps.config.media }, deps.config.integrations.outbox.maxAttempts);
   dispatcher.register(MEDIA_FETCH_TARGET, { deliver: (row, signal) => mediaJobs.deliver(row, signal) });

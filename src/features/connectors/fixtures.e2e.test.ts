@@ -120,7 +120,7 @@ for (const dialect of testDialects()) {
         await freshInbox(platform);
         const body = JSON.stringify({ object: 'x', entry: [], update_id: 1 });
         assert.equal((await post(platform, body, { headers: {}, query: '' })).statusCode, 401, `${platform} missing`);
-        const wrong = platform === 'telegram' ? { headers: { 'x-telegram-bot-api-secret-token': 'wrong' }, query: '' } : platform === 'codechat' || platform === 'evolution' ? { headers: {}, query: '?token=wrong' } : { headers: { 'x-hub-signature-256': `sha256=${createHmac('sha256', 'other-secret').update(body).digest('hex')}` }, query: '' };
+        const wrong: { headers: Record<string, string>; query: string } = platform === 'telegram' ? { headers: { 'x-telegram-bot-api-secret-token': 'wrong' }, query: '' } : platform === 'codechat' || platform === 'evolution' ? { headers: {}, query: '?token=wrong' } : { headers: { 'x-hub-signature-256': `sha256=${createHmac('sha256', 'other-secret').update(body).digest('hex')}` }, query: '' };
         assert.equal((await post(platform, body, wrong)).statusCode, 403, `${platform} wrong secret`);
         if (platform === 'whatsapp' || platform === 'instagram' || platform === 'messenger') {
           assert.equal((await post(platform, `${body} `, auth(platform, body))).statusCode, 403, `${platform} tampered`);

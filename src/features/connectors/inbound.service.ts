@@ -4,6 +4,8 @@ import { requireAccess, type Principal } from '../../access/access.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
+import type { TxRunner } from '../../storage/group-commit.ts';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import type { DB } from '../../storage/schema.ts';
 import type { ContactsService } from '../contacts/contacts.service.ts';
 import type { InboxRow } from '../inboxes/inboxes.repo.ts';
@@ -15,6 +17,9 @@ import type { SupportService } from '../support/support.service.ts';
 import { enqueueMediaFetch } from './media/media-jobs.ts';
 import type { NeutralMessage, NeutralStatus } from './neutral.ts';
 import { type Delivery, inboundConnector } from './registry.ts';
+
+/** Every delivery looks its inbox up (prepared: see storage/prepared.ts). */
+const INBOX_BY_ID = new PreparedQuery<[id: string], InboxRow>((db: Kysely<DB>, param) => db.selectFrom('inboxes').selectAll().where('id', '=', param(0)));
 
 /** The outbox target that processes stored deliveries. */
 export const INBOUND_TARGET = 'inbound';
@@ -69,6 +74,8 @@ export class InboundService {
     private readonly integrations: IntegrationEvents,
     private readonly clock: Clock,
     registry: Registry,
+    /** The ack's write (delivery + its job): group commit on SQLite, like sends. */
+    private readonly writes: TxRunner | null = null,
   ) {
     this.#metrics = new Counter({ name: 'chat_webhooks_in_total', help: 'Platform webhook deliveries by outcome', labelNames: ['platform', 'outcome'] as const, registers: [registry] });
   }
@@ -95,10 +102,11 @@ export class InboundService {
       return this.#answer(platform, 'invalid_json', 400, { error: { code: 'request.invalid_json', message: 'The body is not JSON' } });
     }
     const id = newId();
-    await this.db.transaction().execute(async (trx) => {
+    const store = async (trx: Kysely<DB>) => {
       await trx.insertInto('webhook_events').values({ id, org_id: inbox.org_id, inbox_id: inbox.id, platform, body: text, status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null }).execute();
       await this.#enqueue(trx, inbox.org_id, id, `inbound:${id}`);
-    });
+    };
+    await (this.writes ? this.writes.run(store) : this.db.transaction().execute(store));
     return this.#answer(platform, 'accepted', 200, { received: true });
   }
 
@@ -197,7 +205,7 @@ export class InboundService {
 
   async #inbox(platform: string, inboxId: string): Promise<InboxRow | undefined> {
     if (!/^[0-9a-f-]{36}$/i.test(inboxId)) return undefined;
-    const row = await this.db.selectFrom('inboxes').selectAll().where('id', '=', inboxId).executeTakeFirst();
+    const [row] = await INBOX_BY_ID.execute(this.db, [inboxId]);
     return row && row.platform === platform ? row : undefined;
   }
 

@@ -24,7 +24,7 @@ import { SupportRepo } from './features/support/support.repo.ts';
 import { TeamsService } from './features/teams/teams.ts';
 import { INBOUND_TARGET, InboundService } from './features/connectors/inbound.service.ts';
 import { MEDIA_FETCH_TARGET, MediaFetchJobs } from './features/connectors/media/media-jobs.ts';
-import { OutboundService, PLATFORM_SEND_TARGET, type OutboundLog } from './features/connectors/outbound/outbound.service.ts';
+import { OutboundService, PLATFORM_SEND_TARGET, PLATFORM_SIGNAL_TARGET, type OutboundLog } from './features/connectors/outbound/outbound.service.ts';
 import { SupportService } from './features/support/support.service.ts';
 import { PresenceService } from './features/realtime/presence.ts';
 import { MemoryPresenceStore, RedisPresenceStore } from './features/realtime/presence-store.ts';
@@ -129,6 +129,8 @@ export function createServices(deps: ServiceDeps) {
   presence.onOffline((orgId, userId) => void support.reassignFrom(orgId, userId).catch((err: unknown) => deps.onBackgroundError?.(err)));
   const outbound = new OutboundService(db, inboxes, messages, integrations, deps.config.platformApis, clock, deps.registry ?? new Registry(), files, deps.log);
   messages.setOutbound((trx, orgId, conversationId, messageId) => outbound.enqueue(trx, orgId, conversationId, messageId));
+  messages.setSignals((orgId, messageId, signal) => outbound.enqueueSignal(orgId, messageId, signal));
+  dispatcher.register(PLATFORM_SIGNAL_TARGET, { deliver: (row, signal) => outbound.deliverSignal(JSON.parse(row.payload) as { message_id: string; kind: 'reaction' | 'read'; emoji?: string | null }, signal) });
   dispatcher.register(PLATFORM_SEND_TARGET, {
     deliver: (row, signal) => outbound.deliver((JSON.parse(row.payload) as { message_id: string }).message_id, signal, row.attempts >= deps.config.integrations.outbox.maxAttempts),
   });

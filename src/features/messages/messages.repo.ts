@@ -300,6 +300,20 @@ export class MessagesRepo {
   }
 
   /** Change a message; returns the change's version (event seq). */
+  /** The customer's last platform message at or before `seq`. */
+  lastContactMessage(orgId: string, conversationId: string, seq: number): Promise<{ id: string } | undefined> {
+    return this.db
+      .selectFrom('messages')
+      .select('id')
+      .where('org_id', '=', orgId)
+      .where('conversation_id', '=', conversationId)
+      .where('seq', '<=', seq)
+      .where('sender_type', '=', 'contact')
+      .where('external_id', 'is not', null)
+      .orderBy('seq', 'desc')
+      .executeTakeFirst();
+  }
+
   /** Claim (inbox, external id) for the message being stored in `trx`; false when it was stored before. */
   async claimExternal(trx: Kysely<DB>, inboxId: string, externalId: string, at: string): Promise<boolean> {
     const r = await trx.insertInto('inbound_dedupe').values({ inbox_id: inboxId, external_id: externalId, created_at: at }).onConflict((oc) => oc.columns(['inbox_id', 'external_id']).doNothing()).executeTakeFirst();

@@ -135,6 +135,19 @@ export class MessagesService {
   }
   #outbound: ((trx: Kysely<DB>, orgId: string, conversationId: string, messageId: string) => Promise<boolean>) | null = null;
 
+  /** Reactions and read receipts to platforms (the connectors set it). */
+  setSignals(hook: (orgId: string, messageId: string, signal: { kind: 'reaction'; emoji: string | null } | { kind: 'read' }) => Promise<void>): void {
+    this.#signal = hook;
+  }
+  #signal: ((orgId: string, messageId: string, signal: { kind: 'reaction'; emoji: string | null } | { kind: 'read' }) => Promise<void>) | null = null;
+
+  /** An agent read a support conversation up to `seq`: the platform hears it for the last customer message. */
+  async signalRead(orgId: string, conversationId: string, seq: number): Promise<void> {
+    if (!this.#signal) return;
+    const last = await this.repo.lastContactMessage(orgId, conversationId, seq);
+    if (last) await this.#signal(orgId, last.id, { kind: 'read' });
+  }
+
   /** Hits and misses of the history page cache (tests, diagnostics). */
   get historyCacheStats(): Readonly<{ hits: number; misses: number }> {
     return this.pages.stats;
@@ -365,6 +378,10 @@ export class MessagesService {
     if (add) version = await this.repo.addReaction({ message_id: id, user_id: userId, emoji, org_id: p.orgId, created_at: isoNow(this.clock) });
     else if ((version = await this.repo.removeReaction(id, userId, emoji)) === null) throw new AppError('not_found', 'You have not reacted with this emoji');
     const dto = (await this.#dtos(p, [(await this.repo.getById(p.orgId, id)) ?? m]))[0]!;
+    // An agent's reaction to a customer's platform message goes out to the platform too.
+    if (version !== null && m.sender_type === 'contact' && m.external_id !== null && checkAccess(p, 'support.handle')) {
+      await this.#signal?.(p.orgId, id, { kind: 'reaction', emoji: add ? emoji : null });
+    }
     if (version !== null) {
       const count = dto.reactions.find((r) => r.emoji === emoji)?.count ?? 0;
       this.realtime?.toConversation(m.conversation_id, 'reaction', { message_id: id, emoji, user_id: userId, action: add ? 'added' : 'removed', count }, version, m.private === 1);

@@ -1,5 +1,5 @@
 import type { RealtimePublisher } from '../realtime/publisher.ts';
-import { requireUser, type Principal } from '../../access/access.ts';
+import { checkAccess, requireUser, type Principal } from '../../access/access.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { decodeCursor, encodeCursor } from '../../platform/cursor.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -35,6 +35,8 @@ export class ReadStateService {
     // others see the receipt.
     this.realtime?.toUser(userId, 'read', result, conversationId);
     if (c.kind === 'direct' || c.kind === 'group') this.realtime?.toConversation(conversationId, 'read', { user_id: userId, last_read_seq: seq });
+    // An agent reading a support conversation: the platform shows the customer it was read.
+    if (c.kind === 'support' && checkAccess(p, 'support.handle')) await this.messages.signalRead(p.orgId, conversationId, seq);
     return result;
   }
 

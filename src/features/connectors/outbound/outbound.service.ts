@@ -12,9 +12,13 @@ import type { IntegrationEvents } from '../../integrations/events.ts';
 import type { MessagesService } from '../../messages/messages.service.ts';
 import { mediaKindOf, sendCodechatMedia, sendEvolutionMedia, sendMetaMedia, sendTelegramMedia, sendWhatsAppMedia, type MediaKind, type MediaSender } from './media-senders.ts';
 import { sendCodechat, sendEvolution, sendMeta, sendTelegram, sendWhatsApp, type SendContext, type Sender, type SendResult } from './senders.ts';
+import { sendSignal } from './signals.ts';
+import { newId } from '../../../platform/ids.ts';
 
 /** The outbox target of replies going out to platforms. */
 export const PLATFORM_SEND_TARGET = 'platform_send';
+/** The outbox target of reactions and read receipts going out to platforms. */
+export const PLATFORM_SIGNAL_TARGET = 'platform_signal';
 
 /** WhatsApp's customer-service window: free-form replies only within 24 h of the customer's last message. */
 const WHATSAPP_WINDOW_MS = 24 * 3600 * 1000;
@@ -83,6 +87,47 @@ export class OutboundService {
     await trx.updateTable('messages').set({ delivery_status: 'pending' }).where('id', '=', messageId).execute();
     await this.integrations.enqueue(trx, [{ orgId, target: PLATFORM_SEND_TARGET, eventName: `send.${inbox.platform}`, eventId: messageId, payload: JSON.stringify({ message_id: messageId }), idempotencyKey: `send:${messageId}` }]);
     return true;
+  }
+
+  /**
+   * An agent reacted to (or removed a reaction from) a customer's platform message, or read the
+   * conversation up to a message: queued for the platform (after the change is committed).
+   */
+  async enqueueSignal(orgId: string, messageId: string, signal: { kind: 'reaction'; emoji: string | null } | { kind: 'read' }): Promise<void> {
+    const m = await this.db
+      .selectFrom('messages as m')
+      .innerJoin('conversations as c', 'c.id', 'm.conversation_id')
+      .innerJoin('inboxes as i', 'i.id', 'c.inbox_id')
+      .select(['m.id', 'm.external_id', 'm.sender_type', 'i.platform'])
+      .where('m.id', '=', messageId)
+      .where('m.org_id', '=', orgId)
+      .executeTakeFirst();
+    if (!m || m.external_id === null || m.sender_type !== 'contact' || !(m.platform in SENDERS)) return;
+    const id = newId();
+    await this.db.transaction().execute((trx) =>
+      this.integrations.enqueue(trx, [{ orgId, target: PLATFORM_SIGNAL_TARGET, eventName: `signal.${signal.kind}`, eventId: id, payload: JSON.stringify({ message_id: messageId, ...signal }), idempotencyKey: `signal:${id}` }]),
+    );
+  }
+
+  /** The outbox handler of signals (reactions, read). */
+  async deliverSignal(payload: { message_id: string; kind: 'reaction' | 'read'; emoji?: string | null }, signal: AbortSignal): Promise<DeliveryResult> {
+    const m = await this.db.selectFrom('messages').select(['id', 'external_id', 'conversation_id', 'org_id']).where('id', '=', payload.message_id).executeTakeFirst();
+    const conv = m ? await this.db.selectFrom('conversations').select(['inbox_id', 'contact_id']).where('id', '=', m.conversation_id).executeTakeFirst() : undefined;
+    const inbox = m && conv?.inbox_id ? await this.inboxes.getRow(m.org_id, conv.inbox_id) : undefined;
+    const identity = inbox && conv?.contact_id ? await this.db.selectFrom('contact_identities').select('external_id').where('inbox_id', '=', inbox.id).where('contact_id', '=', conv.contact_id).executeTakeFirst() : undefined;
+    if (!m?.external_id || !inbox || !identity) return { ok: false, permanent: true, error: 'nothing to signal' };
+    const platform = SENDERS[inbox.platform];
+    const ctx = { base: platform ? platform.base(this.apis) : '', credentials: this.inboxes.credentials(inbox), timeoutMs: this.apis.timeoutMs, signal };
+    const r = await sendSignal(
+      inbox.platform,
+      ctx,
+      payload.kind === 'reaction' ? { kind: 'reaction', to: identity.external_id, targetExternalId: m.external_id, emoji: payload.emoji ?? null } : { kind: 'read', to: identity.external_id, lastExternalId: m.external_id },
+    );
+    if (r.ok === 'unsupported' || r.ok === true) {
+      this.#metric.inc({ platform: inbox.platform, outcome: r.ok === true ? `${payload.kind}_sent` : `${payload.kind}_unsupported` });
+      return { ok: true };
+    }
+    return { ok: false, error: `${r.code ?? ''} ${r.error}`.trim(), permanent: !r.retryable };
   }
 
   /** The outbox handler: send one message. */

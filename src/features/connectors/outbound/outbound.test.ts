@@ -114,6 +114,19 @@ for (const dialect of testDialects()) {
       assert.equal(all.filter((m: { body: string }) => m.body === 'Claro! Como posso ajudar?').length, 1);
     });
 
+    it('an agent reaction and reading the conversation reach WhatsApp (reaction and its removal, status read)', async () => {
+      const conv = await inboundWhatsApp('5581933334444', 'wamid.IN9', 'reagir a isto');
+      const incoming = (await call(t.app, 'GET', `/api/v1/conversations/${conv.id}/messages`, { token: agent.token })).data.data[0];
+      assert.equal((await call(t.app, 'POST', `/api/v1/messages/${incoming.id}/reactions`, { token: agent.token, body: { emoji: '👍' } })).statusCode, 200);
+      const reaction = await waitFor(async () => fake.calls.find((c) => (c.body.reaction as { message_id?: string } | undefined)?.message_id === 'wamid.IN9'));
+      assert.deepEqual(reaction.body, { messaging_product: 'whatsapp', recipient_type: 'individual', to: '5581933334444', type: 'reaction', reaction: { message_id: 'wamid.IN9', emoji: '👍' } });
+      assert.equal((await call(t.app, 'DELETE', `/api/v1/messages/${incoming.id}/reactions/${encodeURIComponent('👍')}`, { token: agent.token })).statusCode, 200);
+      await waitFor(async () => fake.calls.find((c) => (c.body.reaction as { emoji?: string } | undefined)?.emoji === ''));
+      assert.ok((await call(t.app, 'POST', `/api/v1/channels/${conv.id}/read`, { token: agent.token, body: {} })).statusCode < 300);
+      const read = await waitFor(async () => fake.calls.find((c) => c.body.status === 'read'));
+      assert.deepEqual(read.body, { messaging_product: 'whatsapp', status: 'read', message_id: 'wamid.IN9' });
+    });
+
     it('retries a failing platform with backoff, and reports a refusal as failed with the platform error', async () => {
       const conv = await inboundWhatsApp('5581912345678', 'wamid.IN2', 'oi');
       fake.failNext.push({ status: 503, body: { error: { code: 1, message: 'temporarily unavailable' } } }, { status: 500, body: {} });

@@ -1,0 +1,35 @@
+import { failure, postJson, type SendContext, type SendResult } from './senders.ts';
+
+/**
+ * Small signals to the platform about the customer's messages (CONNECTORS.md §9.2): an agent's
+ * reaction, and "read" when an agent reads the conversation. Platforms without the capability
+ * answer `unsupported` (nothing is sent).
+ */
+export type Signal = { kind: 'reaction'; to: string; targetExternalId: string; emoji: string | null } | { kind: 'read'; to: string; lastExternalId: string };
+
+export type SignalResult = SendResult | { ok: 'unsupported' };
+
+export async function sendSignal(platform: string, ctx: SendContext, s: Signal): Promise<SignalResult> {
+  if (platform === 'whatsapp') {
+    const { access_token: token, phone_number_id: phoneId } = ctx.credentials;
+    if (!token || !phoneId) return { ok: false, retryable: false, error: 'the inbox has no access_token / phone_number_id' };
+    // Removing a reaction is a reaction with an empty emoji; read marks the message and all before it.
+    const body =
+      s.kind === 'reaction'
+        ? { messaging_product: 'whatsapp', recipient_type: 'individual', to: s.to, type: 'reaction', reaction: { message_id: s.targetExternalId, emoji: s.emoji ?? '' } }
+        : { messaging_product: 'whatsapp', status: 'read', message_id: s.lastExternalId };
+    const r = await postJson(`${ctx.base}/${encodeURIComponent(phoneId)}/messages`, body, ctx, { authorization: `Bearer ${token}` });
+    if ('status' in r && r.status < 300) return { ok: true, externalId: ((r.json.messages as Array<{ id?: string }> | undefined)?.[0]?.id ?? '') };
+    const err = 'json' in r ? ((r.json.error ?? {}) as { code?: unknown; message?: unknown }) : {};
+    return failure(r, err.code, err.message);
+  }
+  if (platform === 'telegram' && s.kind === 'reaction') {
+    const token = ctx.credentials.bot_token;
+    if (!token) return { ok: false, retryable: false, error: 'the inbox has no bot_token' };
+    const [chatId, messageId] = s.targetExternalId.split(':');
+    const r = await postJson(`${ctx.base}/bot${token}/setMessageReaction`, { chat_id: chatId, message_id: Number(messageId), reaction: s.emoji ? [{ type: 'emoji', emoji: s.emoji }] : [] }, ctx);
+    if ('status' in r && r.status < 300 && r.json.ok === true) return { ok: true, externalId: '' };
+    return failure(r, 'json' in r ? r.json.error_code : undefined, 'json' in r ? r.json.description : undefined);
+  }
+  return { ok: 'unsupported' };
+}

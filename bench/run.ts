@@ -25,12 +25,13 @@ import { describeMachine, loadAverage, machine } from './lib/machine.ts';
 import { writeSection } from './lib/markdown.ts';
 import { cleanup, installCleanupHandlers, interrupted, shellQuote } from './lib/proc.ts';
 import { history } from './lib/history.ts';
+import { inbound } from './lib/inbound.ts';
 import { search } from './lib/search.ts';
 import { send } from './lib/send.ts';
 import { usersMe } from './lib/users-me.ts';
 
 /** Every benchmark, in the order `npm run bench` runs them. Add new ones here. */
-const BENCHMARKS: Benchmark[] = [usersMe, history, search, send];
+const BENCHMARKS: Benchmark[] = [usersMe, history, search, send, inbound];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPORT = join(ROOT, 'BENCHMARKS.md');

@@ -125,14 +125,15 @@ export class OutboxRepo {
    * sent once more (consumers drop the repeat by event_id if they had it); a pending row is
    * simply retried now. A lease in force is kept, so a running attempt is never doubled.
    */
-  async redeliver(orgId: string, id: string, now: string): Promise<OutboxRow | undefined> {
-    await this.db
+  /** The row as reset (RETURNING: a dispatcher may claim it the next instant; the answer is what was written). */
+  redeliver(orgId: string, id: string, now: string): Promise<OutboxRow | undefined> {
+    return this.db
       .updateTable('outbox')
       .set({ status: 'pending', attempts: 0, next_attempt_at: now, delivered_at: null })
       .where('org_id', '=', orgId)
       .where('id', '=', id)
-      .execute();
-    return this.getById(orgId, id);
+      .returningAll()
+      .executeTakeFirst();
   }
 
   /**

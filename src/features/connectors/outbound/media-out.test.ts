@@ -149,7 +149,10 @@ for (const dialect of testDialects()) {
       const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'W', changes: [{ field: 'messages', value: { contacts: [{ profile: { name: 'Cliente' }, wa_id: from }], messages: [{ from, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: 'oi' } }] } }] }] });
       const r = await t.app.inject({ method: 'POST', url: `/webhooks/whatsapp/${wa}`, payload: body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body) } });
       assert.equal(r.statusCode, 200);
-      return waitFor(async () => (await call(t.app, 'GET', `/api/v1/conversations?inbox_id=${wa}`, { token: agent.token })).data.data.find((c: { contact: { phone: string | null } }) => c.contact.phone === `+${from}`));
+      // Processed: the conversation exists AND the message is stored (the window check needs it).
+      const conv = await waitFor(async () => (await call(t.app, 'GET', `/api/v1/conversations?inbox_id=${wa}`, { token: agent.token })).data.data.find((c: { contact: { phone: string | null } }) => c.contact.phone === `+${from}`));
+      await waitFor(async () => (await t.db.db.selectFrom('messages').select('id').where('external_id', '=', id).executeTakeFirst()) !== undefined);
+      return conv;
     };
     /** Upload the way the API does (POST /api/v1/upload, multipart). */
     const upload = async (filename: string, bytes: Buffer): Promise<{ id: string; content_type: string }> => {

@@ -73,7 +73,10 @@ for (const dialect of testDialects()) {
       const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'W', changes: [{ field: 'messages', value: { contacts: [{ profile: { name: 'Cliente' }, wa_id: from }], messages: [{ from, id, timestamp: String(ts), type: 'text', text: { body: text } }] } }] }] });
       const r = await t.app.inject({ method: 'POST', url: `/webhooks/whatsapp/${wa}`, payload: body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body) } });
       assert.equal(r.statusCode, 200);
-      return waitFor(async () => (await call(t.app, 'GET', `/api/v1/conversations?inbox_id=${wa}`, { token: agent.token })).data.data.find((c: { contact: { phone: string | null; id: string } }) => c.contact.phone === `+${from}`));
+      // Processed: the conversation exists AND the message is stored (the conversation is created first).
+      const conv = await waitFor(async () => (await call(t.app, 'GET', `/api/v1/conversations?inbox_id=${wa}`, { token: agent.token })).data.data.find((c: { contact: { phone: string | null; id: string } }) => c.contact.phone === `+${from}`));
+      await waitFor(async () => (await t.db.db.selectFrom('messages').select('id').where('external_id', '=', id).executeTakeFirst()) !== undefined);
+      return conv;
     };
     const waitFor = async <T,>(probe: () => Promise<T | undefined | null | false>, ms = 5000): Promise<T> => {
       const end = Date.now() + ms;

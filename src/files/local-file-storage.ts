@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -35,13 +36,17 @@ export class LocalFileStorage implements FileStorage {
         cb(null, chunk);
       },
     });
+    const out = createWriteStream(tmp, { flags: 'wx', flush: true });
     try {
       const source = body instanceof Readable ? body : Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]);
-      await pipeline(source, count, createWriteStream(tmp, { flags: 'wx', flush: true }));
+      await pipeline(source, count, out);
       await mkdir(dirname(target), { recursive: true });
       await rename(tmp, target);
       return { size };
     } catch (err) {
+      // The file may still be opening when the source fails: removed only once the stream is closed,
+      // or an empty part file would be created after the removal.
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
       await rm(tmp, { force: true });
       throw err;
     }

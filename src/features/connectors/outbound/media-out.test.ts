@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { crc32, deflateSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { call, newTestApp, type TestApp } from '../../../../test/helpers/new-test-app.ts';
+import { call, type TestApp } from '../../../../test/helpers/new-test-app.ts';
+import { platformApp, waitFor, type PlatformApp } from '../../../../test/helpers/platform-app.ts';
 import { testDialects } from '../../../../test/helpers/new-test-db.ts';
-import { makeOrg, makeUser, type TestUser } from '../../../../test/helpers/factories.ts';
+import type { TestUser } from '../../../../test/helpers/factories.ts';
 import { probeCodec } from '../../../platform/ffmpeg.ts';
 import { sendCodechatMedia, sendEvolutionMedia, sendMetaMedia } from './media-senders.ts';
 
@@ -110,7 +111,6 @@ function png(): Buffer {
 const mp3 = () => execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=1', '-f', 'mp3', 'pipe:1']);
 
 const APP_SECRET = 'app-secret-media-out';
-const sign = (body: string) => `sha256=${createHmac('sha256', APP_SECRET).update(body).digest('hex')}`;
 
 for (const dialect of testDialects()) {
   describe(`media and voice notes out to platforms (${dialect})`, () => {
@@ -118,42 +118,17 @@ for (const dialect of testDialects()) {
     let fake: FakePlatform;
     let admin: TestUser;
     let agent: TestUser;
-    let wa: string;
     let tg: string;
+    let inboundWhatsApp: PlatformApp['inboundWhatsApp'];
     before(async () => {
       fake = new FakePlatform();
-      const base = await fake.start();
-      t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0', OUTBOX_POLL_MS: '20', OUTBOX_RETRY_BASE_MS: '20', OUTBOX_RETRY_MAX_MS: '50', OUTBOX_MAX_ATTEMPTS: '4', WHATSAPP_API_BASE: base, TELEGRAM_API_BASE: base } });
-      const org = await makeOrg(t.services);
-      admin = await makeUser(t.app, t.services, org.id, 'admin');
-      agent = await makeUser(t.app, t.services, org.id, 'agent');
-      wa = (await call(t.app, 'POST', '/api/v1/inboxes', { token: admin.token, body: { name: 'WA', platform: 'whatsapp', credentials: { app_secret: APP_SECRET, access_token: 'wa-token', phone_number_id: 'PNID1' } } })).data.id;
-      tg = (await call(t.app, 'POST', '/api/v1/inboxes', { token: admin.token, body: { name: 'TG', platform: 'telegram', credentials: { bot_token: '42:tg-token' } } })).data.id;
-      for (const i of [wa, tg]) await call(t.app, 'POST', `/api/v1/inboxes/${i}/members`, { token: admin.token, body: { user_id: agent.id } });
+      ({ t, admin, agent, tg, inboundWhatsApp } = await platformApp(dialect, await fake.start(), APP_SECRET));
     });
     after(async () => {
       await t.close();
       await fake.stop();
     });
 
-    const waitFor = async <T,>(probe: () => Promise<T | undefined | null | false>, ms = 10_000): Promise<T> => {
-      const end = Date.now() + ms;
-      for (;;) {
-        const v = await probe();
-        if (v) return v;
-        if (Date.now() > end) throw new Error('timed out waiting');
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    };
-    const inboundWhatsApp = async (from: string, id: string) => {
-      const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'W', changes: [{ field: 'messages', value: { contacts: [{ profile: { name: 'Cliente' }, wa_id: from }], messages: [{ from, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: 'oi' } }] } }] }] });
-      const r = await t.app.inject({ method: 'POST', url: `/webhooks/whatsapp/${wa}`, payload: body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body) } });
-      assert.equal(r.statusCode, 200);
-      // Processed: the conversation exists AND the message is stored (the window check needs it).
-      const conv = await waitFor(async () => (await call(t.app, 'GET', `/api/v1/conversations?inbox_id=${wa}`, { token: agent.token })).data.data.find((c: { contact: { phone: string | null } }) => c.contact.phone === `+${from}`));
-      await waitFor(async () => (await t.db.db.selectFrom('messages').select('id').where('external_id', '=', id).executeTakeFirst()) !== undefined);
-      return conv;
-    };
     /** Upload the way the API does (POST /api/v1/upload, multipart). */
     const upload = async (filename: string, bytes: Buffer): Promise<{ id: string; content_type: string }> => {
       const boundary = `----parley${randomBytes(8).toString('hex')}`;

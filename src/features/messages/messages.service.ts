@@ -3,7 +3,7 @@ import { isoNow, type Clock } from '../../platform/clock.ts';
 import { AppError, RateLimitedError } from '../../platform/errors.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import type { MessageMetrics } from './messages.metrics.ts';
-import { newId } from '../../platform/ids.ts';
+import { newOrderedId } from '../../platform/ids.ts';
 import { asUniqueViolation } from '../../storage/errors.ts';
 import type { ConversationsService } from '../conversations/conversations.service.ts';
 import type { FileDto } from '../files/files.schemas.ts';
@@ -192,7 +192,7 @@ export class MessagesService {
     const anyMention = parsed.usernames.length > 0 || parsed.channel || parsed.here;
     const mentioned = anyMention ? mentionedUserIds(parsed, await this.conversations.memberDirectory(p.orgId, conversationId), userId) : [];
     const row = {
-      id: newId(),
+      id: newOrderedId(),
       org_id: p.orgId,
       conversation_id: conversationId,
       sender_type: 'user',
@@ -468,7 +468,7 @@ export class MessagesService {
     },
   ): Promise<MessageDto> {
     const row = {
-      id: newId(),
+      id: newOrderedId(),
       org_id: orgId,
       conversation_id: conversationId,
       sender_type: m.senderType,

@@ -100,7 +100,7 @@ export interface Config {
 export interface MediaConfig {
   /** Allow loopback and private addresses (tests with a local fake platform; never in production). */
   allowPrivate: boolean;
-  /** Largest media file downloaded, in bytes (default: UPLOAD_MAX_BYTES). */
+  /** Ceiling on a downloaded media file, in bytes (default: UPLOAD_MAX_BYTES); each platform's own limit applies under it (fetch-media.ts mediaMaxBytes). */
   maxBytes: number;
   /** Deadline of one download attempt, every request of it included. */
   timeoutMs: number;

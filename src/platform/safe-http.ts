@@ -246,17 +246,11 @@ export interface SafeGetResult {
  * address), HttpStatusError (non-2xx final answer), ResponseTooLargeError, or a network/deadline
  * error. Error messages never contain the URL's path or query (they may carry tokens).
  */
-export async function safeGet(rawUrl: string, opts: SafeGetOptions): Promise<SafeGetResult> {
+export function safeGet(rawUrl: string, opts: SafeGetOptions): Promise<SafeGetResult> {
   const resolveHop = opts.resolve ?? resolveSafeUrl;
   const maxRedirects = opts.maxRedirects ?? 3;
-  const deadline = new AbortController();
-  const signal = deadline.signal;
-  const timer = setTimeout(() => deadline.abort(), opts.timeoutMs);
-  const onAbort = () => deadline.abort();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  if (opts.signal?.aborted) deadline.abort();
-  let firstOrigin: string | null = null;
-  try {
+  return withDeadline(opts, async (signal) => {
+    let firstOrigin: string | null = null;
     let current = rawUrl;
     for (let hop = 0; ; hop++) {
       if (signal.aborted) throw new Error(opts.signal?.aborted ? 'aborted' : `no answer within ${opts.timeoutMs} ms`);
@@ -267,7 +261,7 @@ export async function safeGet(rawUrl: string, opts: SafeGetOptions): Promise<Saf
       if (target.url.origin !== firstOrigin) {
         for (const name of Object.keys(headers)) if (name.toLowerCase() === 'authorization' || name.toLowerCase() === 'cookie') delete headers[name];
       }
-      const answer = await getOnce(target, headers, signal, opts);
+      const answer = await requestOnce(target, 'GET', headers, undefined, signal, opts);
       if (answer.redirect !== undefined) {
         if (hop >= maxRedirects) throw new Error(`more than ${maxRedirects} redirects`);
         try {
@@ -279,6 +273,36 @@ export async function safeGet(rawUrl: string, opts: SafeGetOptions): Promise<Saf
       }
       return { url: target.url.toString(), status: answer.status, contentType: answer.contentType, body: answer.body! };
     }
+  });
+}
+
+/**
+ * POST `body` and read the answer with safeGet's protections: the URL's addresses checked after
+ * DNS (all public unless allowPrivate) and the connection pinned to the checked one, one deadline,
+ * the answer streamed with a byte cap (ResponseTooLargeError), a non-2xx answer rejected with
+ * HttpStatusError. For APIs that answer a POST with content (a gateway's media endpoint). Headers
+ * may carry an API key: no redirect is ever followed (a 3xx is refused with UnsafeUrlError), so
+ * the key and the body only ever go to the origin given. `maxRedirects` is ignored.
+ */
+export function safePostDownload(rawUrl: string, body: string, opts: SafeGetOptions): Promise<SafeGetResult> {
+  const resolveHop = opts.resolve ?? resolveSafeUrl;
+  return withDeadline(opts, async (signal) => {
+    const target = await resolveHop(rawUrl, opts.allowPrivate);
+    const answer = await requestOnce(target, 'POST', opts.headers ?? {}, body, signal, opts);
+    if (answer.redirect !== undefined) throw new UnsafeUrlError(`the answer was a redirect (HTTP ${answer.status}); a POST follows none`);
+    return { url: target.url.toString(), status: answer.status, contentType: answer.contentType, body: answer.body! };
+  });
+}
+
+/** Runs `work` under one deadline (opts.timeoutMs) that the caller's signal can also cut short. */
+async function withDeadline<T>(opts: SafeGetOptions, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), opts.timeoutMs);
+  const onAbort = () => deadline.abort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) deadline.abort();
+  try {
+    return await work(deadline.signal);
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
@@ -286,9 +310,11 @@ export async function safeGet(rawUrl: string, opts: SafeGetOptions): Promise<Saf
 }
 
 /** One request to a checked target: a redirect location, or the whole 2xx body (capped). */
-function getOnce(
+function requestOnce(
   target: ResolvedTarget,
+  method: 'GET' | 'POST',
   headers: Record<string, string>,
+  body: string | undefined,
   signal: AbortSignal,
   opts: SafeGetOptions,
 ): Promise<{ status: number; contentType: string | null; redirect?: string; body?: Buffer }> {
@@ -300,7 +326,8 @@ function getOnce(
   const send = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
   const timedOut = () => new Error(opts.signal?.aborted ? 'aborted' : `no answer within ${opts.timeoutMs} ms`);
   return new Promise((resolve, reject) => {
-    const req = send(target.url, { method: 'GET', lookup, signal, agent: false, headers });
+    const sent = body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) };
+    const req = send(target.url, { method, lookup, signal, agent: false, headers: sent });
     req.on('error', (err) => reject(signal.aborted ? timedOut() : err));
     req.on('response', (res: IncomingMessage) => {
       const status = res.statusCode ?? 0;
@@ -342,6 +369,6 @@ function getOnce(
         if (!res.complete && !failed) reject(signal.aborted ? timedOut() : new Error('the response was cut off'));
       });
     });
-    req.end();
+    req.end(body);
   });
 }

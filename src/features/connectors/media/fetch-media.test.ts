@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { call, newTestApp, type TestApp } from '../../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../../test/helpers/new-test-db.ts';
 import { makeOrg, makeUser, type TestUser } from '../../../../test/helpers/factories.ts';
-import { fetchMedia, MediaFetchError, type MediaFetchConfig } from './fetch-media.ts';
+import { fetchMedia, MediaFetchError, mediaMaxBytes, type MediaFetchConfig } from './fetch-media.ts';
 
 // A 1×1 PNG: served with a lying Content-Type, the stored type must come from the bytes.
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
@@ -141,6 +141,165 @@ describe('fetchMedia against a fake platform', () => {
     const got = await fetchMedia('evolution', { source: { kind: 'inline_base64', value: PNG.toString('base64') } }, {}, cfg);
     assert.deepEqual(got.bytes, PNG);
     await assert.rejects(fetchMedia('evolution', { source: { kind: 'inline_base64', value: Buffer.alloc(MAX + 3).toString('base64') } }, {}, cfg), /larger than/);
+  });
+});
+
+const GW_KEY = 'gateway-global-api-key';
+const MB = 1024 * 1024;
+
+/**
+ * A Baileys gateway on loopback (CONNECTORS.md §6.3), under the base path /gw, instance `inst`:
+ * Evolution `POST /chat/getBase64FromMediaMessage/:instance` (JSON with base64) and Codechat v1
+ * `POST /chat/mediaData/:instance?binary=true` (raw bytes). Both want the `apikey` header; an
+ * unknown instance is a 404, message id `busy` a 503, `moved` a redirect to an open route.
+ */
+class FakeGateway {
+  server: Server;
+  origin = '';
+  calls: Array<{ method: string; path: string; query: string; apikey: string | undefined; body: unknown }> = [];
+  media = new Map<string, Buffer>([
+    ['png', PNG],
+    ['big', Buffer.alloc(MAX + 1, 7)],
+  ]);
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => this.#handle(req, res, Buffer.concat(chunks).toString('utf8')));
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.origin = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((r) => this.server.close(() => r()));
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse, raw: string): void {
+    const url = new URL(req.url ?? '/', this.origin);
+    let body: unknown = raw;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      /* kept as text */
+    }
+    this.calls.push({ method: req.method ?? '', path: url.pathname, query: url.search, apikey: req.headers.apikey as string | undefined, body });
+    const json = (status: number, value: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(value));
+    };
+    const m = /^\/gw\/chat\/(getBase64FromMediaMessage|mediaData)\/([^/]+)$/.exec(url.pathname);
+    if (!m || req.method !== 'POST') return json(404, { status: 404, error: 'Not Found' });
+    if (req.headers.apikey !== GW_KEY) return json(401, { status: 401, error: 'Unauthorized' });
+    if (m[2] !== 'inst') return json(404, { status: 404, error: 'Not Found', response: { message: [`The "${m[2]}" instance does not exist`] } });
+    const evolution = m[1] === 'getBase64FromMediaMessage';
+    const id = evolution ? (body as { message?: { key?: { id?: string } } }).message?.key?.id : (body as { keyId?: string }).keyId;
+    if (id === 'busy') return json(503, { error: 'Service Unavailable' });
+    if (id === 'moved') {
+      res.writeHead(307, { location: `${this.origin}/open/sink` });
+      res.end();
+      return;
+    }
+    if (evolution && id === 'huge') {
+      // Announces nothing, and is longer than any base64 of MAX bytes plus room for the other
+      // fields: the JSON read itself is capped while streaming.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"base64":"');
+      for (let i = 0; i < 64; i++) res.write('A'.repeat(4096));
+      res.end('"}');
+      return;
+    }
+    if (evolution && id === 'announced-huge') {
+      return json(200, { mediaType: 'documentMessage', size: { fileLength: String(200 * MB) }, mimetype: 'application/pdf', base64: PNG.toString('base64') });
+    }
+    const bytes = id ? this.media.get(id) : undefined;
+    if (!bytes) return json(400, { status: 400, error: 'Bad Request', response: { message: ['The message is not of the media type'] } });
+    if (evolution) {
+      return json(200, { mediaType: 'imageMessage', fileName: `${id}.png`, caption: 'a pic', size: { fileLength: { low: bytes.length, high: 0, unsigned: true }, height: 1, width: 1 }, mimetype: 'image/png', base64: bytes.toString('base64') });
+    }
+    // Codechat streams the file (no Content-Length): the cap is counted while reading.
+    res.writeHead(200, { 'content-type': 'image/png', 'content-disposition': `inline; filename="${id}.png"` });
+    res.write(bytes.subarray(0, 1));
+    res.end(bytes.subarray(1));
+  }
+}
+
+describe('fetchMedia: Codechat / Evolution media by message id', () => {
+  const gw = new FakeGateway();
+  let cfg: MediaFetchConfig;
+  let creds: Record<string, string>;
+  before(async () => {
+    await gw.start();
+    cfg = { apis: { whatsapp: gw.origin, telegram: gw.origin, meta: gw.origin }, allowPrivate: true, maxBytes: MAX, timeoutMs: 2000 };
+    creds = { base_url: `${gw.origin}/gw/`, instance: 'inst', api_key: GW_KEY };
+  });
+  after(() => gw.stop());
+
+  const byId = (value: string) => ({ source: { kind: 'platform_id' as const, value } });
+  /** A MediaFetchError with the expected permanence, whose message names neither the key nor a path. */
+  const fails = (permanent: boolean, pattern: RegExp) => (err: unknown) => {
+    assert.ok(err instanceof MediaFetchError, String(err));
+    assert.match(err.message, pattern);
+    assert.equal(err.permanent, permanent, err.message);
+    assert.ok(!err.message.includes(GW_KEY) && !err.message.includes('/chat/') && !err.message.includes('/gw'), err.message);
+    return true;
+  };
+
+  it('Evolution: POST getBase64FromMediaMessage with the apikey and the message key; the base64 is decoded', async () => {
+    gw.calls.length = 0;
+    const got = await fetchMedia('evolution', byId('png'), creds, cfg);
+    assert.deepEqual(got.bytes, PNG);
+    assert.equal(got.claimedType, 'image/png');
+    assert.deepEqual(gw.calls, [{ method: 'POST', path: '/gw/chat/getBase64FromMediaMessage/inst', query: '', apikey: GW_KEY, body: { message: { key: { id: 'png' } }, convertToMp4: false } }]);
+  });
+
+  it('Codechat v1: POST mediaData?binary=true with the apikey and {keyId}; the raw bytes come back', async () => {
+    gw.calls.length = 0;
+    const got = await fetchMedia('codechat', byId('png'), creds, cfg);
+    assert.deepEqual(got.bytes, PNG);
+    assert.equal(got.claimedType, 'image/png');
+    assert.deepEqual(gw.calls, [{ method: 'POST', path: '/gw/chat/mediaData/inst', query: '?binary=true', apikey: GW_KEY, body: { keyId: 'png' } }]);
+  });
+
+  it('over the cap: refused for good (Codechat while streaming, Evolution after the JSON, or while reading an oversized JSON)', async () => {
+    await assert.rejects(fetchMedia('codechat', byId('big'), creds, cfg), fails(true, /larger than 4096 bytes/));
+    await assert.rejects(fetchMedia('evolution', byId('big'), creds, cfg), fails(true, /larger than 4096 bytes/));
+    await assert.rejects(fetchMedia('evolution', byId('huge'), creds, cfg), fails(true, /larger than 4096 bytes/));
+  });
+
+  it("the platform's own limit applies under a higher MEDIA_MAX_BYTES (Evolution: 100 MB announced in size.fileLength)", async () => {
+    await assert.rejects(fetchMedia('evolution', byId('announced-huge'), creds, { ...cfg, maxBytes: 1024 * MB }), fails(true, new RegExp(`larger than ${100 * MB} bytes`)));
+  });
+
+  it('a 404 (unknown instance) is permanent; a 503, a 400 and a wrong key may pass and are retried; no message shows the key or a path', async () => {
+    for (const platform of ['evolution', 'codechat']) {
+      await assert.rejects(fetchMedia(platform, byId('png'), { ...creds, instance: 'other' }, cfg), fails(true, /HTTP 404/));
+      await assert.rejects(fetchMedia(platform, byId('busy'), creds, cfg), fails(false, /HTTP 503/));
+      await assert.rejects(fetchMedia(platform, byId('nope'), creds, cfg), fails(false, /HTTP 400/));
+      await assert.rejects(fetchMedia(platform, byId('png'), { ...creds, api_key: 'wrong-key' }, cfg), fails(false, /HTTP 401/));
+    }
+  });
+
+  it('a redirect is not followed (the key stays with the gateway), private addresses are refused, missing credentials fail for good', async () => {
+    gw.calls.length = 0;
+    await assert.rejects(fetchMedia('evolution', byId('moved'), creds, cfg), fails(true, /redirect/));
+    assert.deepEqual(gw.calls.map((c) => c.path), ['/gw/chat/getBase64FromMediaMessage/inst'], 'nothing went to the redirect target');
+    await assert.rejects(fetchMedia('codechat', byId('png'), creds, { ...cfg, allowPrivate: false }), fails(true, /private or reserved/));
+    await assert.rejects(fetchMedia('evolution', byId('png'), { base_url: creds.base_url!, instance: 'inst' }, cfg), fails(true, /no base_url \/ instance \/ api_key/));
+  });
+
+  it('per-platform download caps, MEDIA_MAX_BYTES as the ceiling (the smaller wins)', () => {
+    const huge = 10 * 1024 * MB;
+    assert.deepEqual(
+      ['whatsapp', 'telegram', 'instagram', 'messenger', 'codechat', 'evolution'].map((p) => mediaMaxBytes(p, huge)),
+      [100 * MB, 20 * MB, 25 * MB, 25 * MB, 100 * MB, 100 * MB],
+    );
+    assert.equal(mediaMaxBytes('telegram', 5 * MB), 5 * MB);
+    assert.equal(mediaMaxBytes('api', 7 * MB), 7 * MB, 'a platform without a documented limit gets the ceiling');
   });
 });
 

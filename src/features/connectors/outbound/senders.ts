@@ -22,10 +22,17 @@ export interface SendContext {
 
 export type Sender = (ctx: SendContext, req: SendRequest) => Promise<SendResult>;
 
-export async function postJson(url: string, body: unknown, ctx: SendContext, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> } | { error: string }> {
+export type JsonAnswer = { status: number; json: Record<string, unknown> } | { error: string };
+
+export function postJson(url: string, body: unknown, ctx: SendContext, headers: Record<string, string> = {}): Promise<JsonAnswer> {
+  return sendJson('POST', url, body, ctx, headers);
+}
+
+/** A JSON request (postJson with another method: Codechat's PUT markMessageAsRead); never throws, no redirect followed. */
+export async function sendJson(method: 'POST' | 'PUT', url: string, body: unknown, ctx: SendContext, headers: Record<string, string> = {}): Promise<JsonAnswer> {
   try {
     const res = await fetch(url, {
-      method: 'POST',
+      method,
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
       signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.timeoutMs)]),
@@ -45,7 +52,7 @@ export async function postJson(url: string, body: unknown, ctx: SendContext, hea
 }
 
 /** 5xx, 429 and network errors are worth retrying; other 4xx are the platform refusing (used by media-senders.ts too). */
-export const failure = (r: { status: number; json: Record<string, unknown> } | { error: string }, code: unknown, message: unknown): SendResult =>
+export const failure = (r: JsonAnswer, code: unknown, message: unknown): SendResult =>
   'error' in r
     ? { ok: false, retryable: true, error: r.error }
     : { ok: false, retryable: r.status >= 500 || r.status === 429, ...(code !== undefined ? { code: code as string | number } : {}), error: typeof message === 'string' ? message : `HTTP ${r.status}` };

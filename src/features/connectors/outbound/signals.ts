@@ -1,4 +1,4 @@
-import { failure, postJson, type SendContext, type SendResult } from './senders.ts';
+import { failure, postJson, sendJson, type SendContext, type SendResult } from './senders.ts';
 
 /**
  * Small signals to the platform about the customer's messages (CONNECTORS.md §9.2): an agent's
@@ -31,5 +31,37 @@ export async function sendSignal(platform: string, ctx: SendContext, s: Signal):
     if ('status' in r && r.status < 300 && r.json.ok === true) return { ok: true, externalId: '' };
     return failure(r, 'json' in r ? r.json.error_code : undefined, 'json' in r ? r.json.description : undefined);
   }
+  if (platform === 'evolution' || platform === 'codechat') return gatewaySignal(platform, ctx, s);
   return { ok: 'unsupported' };
+}
+
+/**
+ * Evolution v2 and Codechat v1 (CONNECTORS.md §6.4), header `apikey`; the key names the
+ * customer's message (`fromMe: false`) in the chat with `to`:
+ * - read: Evolution POST, Codechat PUT `/chat/markMessageAsRead/{instance}` `{readMessages:[key]}`;
+ * - reaction: POST `/message/sendReaction/{instance}`, Evolution `{key, reaction}`, Codechat
+ *   nested in `reactionMessage`; an empty reaction removes it.
+ */
+async function gatewaySignal(platform: 'evolution' | 'codechat', ctx: SendContext, s: Signal): Promise<SendResult> {
+  const { base_url: base, instance, api_key: key } = ctx.credentials;
+  if (!base || !instance || !key) return { ok: false, retryable: false, error: 'the inbox has no base_url / instance / api_key' };
+  const root = base.replace(/\/$/, '');
+  const inst = encodeURIComponent(instance);
+  const headers = { apikey: key };
+  const msgKey = { remoteJid: toJid(s.to), fromMe: false, id: s.kind === 'read' ? s.lastExternalId : s.targetExternalId };
+  const reaction = { key: msgKey, reaction: s.kind === 'reaction' ? (s.emoji ?? '') : '' };
+  const r =
+    s.kind === 'read'
+      ? await sendJson(platform === 'evolution' ? 'POST' : 'PUT', `${root}/chat/markMessageAsRead/${inst}`, { readMessages: [msgKey] }, ctx, headers)
+      : await postJson(`${root}/message/sendReaction/${inst}`, platform === 'evolution' ? reaction : { reactionMessage: reaction }, ctx, headers);
+  if ('status' in r && r.status < 300) {
+    const id = (r.json.key as { id?: unknown } | undefined)?.id;
+    return { ok: true, externalId: typeof id === 'string' ? id : '' };
+  }
+  return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
+}
+
+/** A JID as given, or a bare phone number (`+55 11 9…`) as `<digits>@s.whatsapp.net`. */
+function toJid(to: string): string {
+  return to.includes('@') ? to : `${to.replace(/\D/g, '')}@s.whatsapp.net`;
 }

@@ -19,6 +19,7 @@ import { inboxesRoutes } from './features/inboxes/inboxes.routes.ts';
 import { supportRoutes } from './features/support/support.routes.ts';
 import { teamsRoutes } from './features/teams/teams.ts';
 import { inboundWebhookRoutes, webhookEventsRoutes } from './features/connectors/inbound.routes.ts';
+import { chatwootWebhookRoutes, relayRoutes } from './features/relay/relay.routes.ts';
 import { webhooksRoutes } from './features/integrations/webhooks.routes.ts';
 import { usersRoutes } from './features/users/users.routes.ts';
 import { newId } from './platform/ids.ts';
@@ -111,6 +112,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }
   await app.register(healthRoutes, { checks });
   await app.register(inboundWebhookRoutes, { inbound: services.inbound });
+  await app.register(chatwootWebhookRoutes, { chatwoot: services.chatwoot });
   app.decorate('gateway', await registerRealtime(app, services, config.realtime, metrics.registry));
 
   await app.register(
@@ -133,6 +135,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         await authed.register(webhookEventsRoutes, { inbound: services.inbound, inboxes: services.inboxes, telegramApi: config.platformApis.telegram, timeoutMs: config.platformApis.timeoutMs });
         await authed.register(teamsRoutes, { teams: services.teams });
         await authed.register(webhooksRoutes, { webhooks: services.webhooks });
+        await authed.register(relayRoutes, { mirrors: services.mirrors });
       });
     },
     { prefix: '/api/v1' },

@@ -24,6 +24,10 @@ import { SupportRepo } from './features/support/support.repo.ts';
 import { TeamsService } from './features/teams/teams.ts';
 import { INBOUND_TARGET, InboundService } from './features/connectors/inbound.service.ts';
 import { MEDIA_FETCH_TARGET, MediaFetchJobs } from './features/connectors/media/media-jobs.ts';
+import { CHATWOOT_IN_TARGET, ChatwootInbound } from './features/relay/chatwoot-in.ts';
+import { safeRequester } from './features/relay/chatwoot-client.ts';
+import { CHATWOOT_MIRROR_TARGET, ChatwootMirror, messageFromChatwoot } from './features/relay/mirror-out.ts';
+import { MirrorsService } from './features/relay/mirrors.service.ts';
 import { OutboundService, PLATFORM_SEND_TARGET, PLATFORM_SIGNAL_TARGET, type OutboundLog } from './features/connectors/outbound/outbound.service.ts';
 import { SupportService } from './features/support/support.service.ts';
 import { PresenceService } from './features/realtime/presence.ts';
@@ -138,10 +142,20 @@ export function createServices(deps: ServiceDeps) {
   dispatcher.register(INBOUND_TARGET, { deliver: (row) => inbound.process((JSON.parse(row.payload) as { webhook_event_id: string }).webhook_event_id) });
   const mediaJobs = new MediaFetchJobs(db, inboxes, files, messages, { apis: deps.config.platformApis, ...deps.config.media }, deps.config.integrations.outbox.maxAttempts);
   dispatcher.register(MEDIA_FETCH_TARGET, { deliver: (row, signal) => mediaJobs.deliver(row, signal) });
+  // The Chatwoot mirror / relay (issue 7): mirrors on inboxes, relay sessions, both directions.
+  const mirrors = new MirrorsService(db, inboxes, secrets, clock, deps.config.publicUrl);
+  const relayHttp = safeRequester(deps.config.relay.allowPrivate);
+  const registry = deps.registry ?? new Registry();
+  const mirror = new ChatwootMirror(db, mirrors, files, integrations, relayHttp, { timeoutMs: deps.config.relay.timeoutMs, lockMs: deps.config.integrations.outbox.lockMs, maxAudioBytes: deps.config.media.maxBytes }, clock, registry, deps.log);
+  messages.setMirror({ message: (trx, orgId, conversationId, m) => (messageFromChatwoot(m) ? Promise.resolve() : mirror.enqueueMessage(trx, orgId, conversationId, m)), change: (m, change, key) => mirror.enqueueChange(m, change, key) });
+  mediaJobs.onSettled = (orgId, messageId) => mirror.enqueueAfterMedia(orgId, messageId);
+  dispatcher.register(CHATWOOT_MIRROR_TARGET, { deliver: (row, signal) => mirror.deliver(row, signal) });
+  const chatwoot = new ChatwootInbound(db, mirrors, inboxes, contacts, support, messages, files, integrations, relayHttp, { allowPrivate: deps.config.relay.allowPrivate, timeoutMs: deps.config.relay.timeoutMs, maxBytes: deps.config.media.maxBytes }, clock, registry);
+  dispatcher.register(CHATWOOT_IN_TARGET, { deliver: (row, signal) => chatwoot.process((JSON.parse(row.payload) as { webhook_event_id: string }).webhook_event_id, signal) });
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound, teams, outbound };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound, teams, outbound, mirrors, chatwoot };
 }
 
 export type Services = ReturnType<typeof createServices>;

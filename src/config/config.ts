@@ -94,6 +94,16 @@ export interface Config {
   integrations: IntegrationsConfig;
   /** Inbound media downloads from the platforms (connectors/media). */
   media: MediaConfig;
+  /** The Chatwoot mirror / relay (features/relay). */
+  relay: RelayConfig;
+}
+
+/** Calls to Chatwoot and downloads of its attachments (SECURITY.md class E). */
+export interface RelayConfig {
+  /** Allow Chatwoot on loopback and private addresses (a self-hosted Chatwoot on the same network). */
+  allowPrivate: boolean;
+  /** Deadline of one Chatwoot request. */
+  timeoutMs: number;
 }
 
 /** How platform media is downloaded into file storage (SECURITY.md class E). */
@@ -439,6 +449,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     files: readFileStorage(r),
     integrations: readIntegrations(r),
     media: { allowPrivate: false, maxBytes: 0, timeoutMs: 0 },
+    relay: { allowPrivate: r.bool(['CHATWOOT_ALLOW_PRIVATE'], false), timeoutMs: r.int(['CHATWOOT_TIMEOUT_MS'], 15_000, 100, 120_000) },
   };
   // Read after the rest: its defaults and checks depend on UPLOAD_MAX_BYTES and OUTBOX_LOCK_MS.
   config.media = readMedia(r, config.files.uploadMaxBytes, config.integrations.outbox.lockMs);

@@ -294,6 +294,23 @@ export function safePostDownload(rawUrl: string, body: string, opts: SafeGetOpti
   });
 }
 
+/**
+ * Any API call (Chatwoot's, a gateway's) with safePostDownload's protections — addresses checked
+ * after DNS, the connection pinned, one deadline, the answer capped, never a redirect (the headers
+ * carry tokens) — whatever the method; every status is an answer here (a 4xx body says why).
+ */
+export function safeRequest(rawUrl: string, method: RequestMethod, body: Buffer | string | undefined, opts: SafeGetOptions): Promise<SafeGetResult> {
+  const resolveHop = opts.resolve ?? resolveSafeUrl;
+  return withDeadline(opts, async (signal) => {
+    const target = await resolveHop(rawUrl, opts.allowPrivate);
+    const answer = await requestOnce(target, method, opts.headers ?? {}, body, signal, opts, true);
+    if (answer.redirect !== undefined) throw new UnsafeUrlError(`the answer was a redirect (HTTP ${answer.status}); API calls follow none`);
+    return { url: target.url.toString(), status: answer.status, contentType: answer.contentType, body: answer.body! };
+  });
+}
+
+export type RequestMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
 /** Runs `work` under one deadline (opts.timeoutMs) that the caller's signal can also cut short. */
 async function withDeadline<T>(opts: SafeGetOptions, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const deadline = new AbortController();
@@ -312,11 +329,13 @@ async function withDeadline<T>(opts: SafeGetOptions, work: (signal: AbortSignal)
 /** One request to a checked target: a redirect location, or the whole 2xx body (capped). */
 function requestOnce(
   target: ResolvedTarget,
-  method: 'GET' | 'POST',
+  method: RequestMethod,
   headers: Record<string, string>,
-  body: string | undefined,
+  body: Buffer | string | undefined,
   signal: AbortSignal,
   opts: SafeGetOptions,
+  /** Read the body of any status (else a non-2xx rejects with HttpStatusError). */
+  anyStatus = false,
 ): Promise<{ status: number; contentType: string | null; redirect?: string; body?: Buffer }> {
   const pinned = target.addresses[0]!;
   const lookup: LookupFunction = (_host, options, cb) => {
@@ -338,7 +357,7 @@ function requestOnce(
         req.destroy();
         return;
       }
-      if (status < 200 || status > 299) {
+      if (!anyStatus && (status < 200 || status > 299)) {
         res.resume();
         reject(new HttpStatusError(status));
         req.destroy();

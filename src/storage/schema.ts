@@ -307,6 +307,38 @@ export interface InboundDedupeTable {
   created_at: string;
 }
 
+export interface ChatwootMirrorsTable {
+  inbox_id: string;
+  org_id: string;
+  url: string;
+  account_id: number;
+  cw_inbox_id: number;
+  token_enc: string;
+  webhook_secret_enc: string | null;
+  signature_mode: string;
+  sign_agent_name: number;
+  description: string | null;
+  webhook_token: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ChatwootLinksTable {
+  inbox_id: string;
+  kind: string;
+  parley_id: string;
+  cw_id: string | null;
+  source_id: string | null;
+  created_at: string;
+}
+
+export interface ChatwootCursorsTable {
+  conversation_id: string;
+  inbox_id: string;
+  mirrored_seq: number;
+  locked_until: string | null;
+}
+
 export interface DB {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -331,4 +363,7 @@ export interface DB {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_events: WebhookEventsTable;
   inbound_dedupe: InboundDedupeTable;
+  chatwoot_mirrors: ChatwootMirrorsTable;
+  chatwoot_links: ChatwootLinksTable;
+  chatwoot_cursors: ChatwootCursorsTable;
 }

@@ -1,9 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { authErrors, NoContent } from '../../transport/http/schemas.ts';
 import type { InboxesService } from '../inboxes/inboxes.service.ts';
 import type { InboundService } from './inbound.service.ts';
 import { registerTelegramWebhook } from './telegram/register.ts';
+
+/** Largest webhook delivery accepted (413 request.too_large beyond). */
+export const WEBHOOK_BODY_LIMIT = 2 * 1024 * 1024;
+
+/** Every platform posts JSON: anything else is refused before the body is looked at (415). */
+export async function requireJsonWebhook(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    await reply.status(415).send({ error: { code: 'request.unsupported_media_type', message: 'Webhook deliveries must be Content-Type: application/json' } });
+  }
+}
 
 const Params = Type.Object({ platform: Type.String({ maxLength: 20 }), inboxId: Type.String({ maxLength: 64 }) });
 const headerMap = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
@@ -15,13 +27,13 @@ const headerMap = (h: Record<string, string | string[] | undefined>) => Object.f
  */
 export const inboundWebhookRoutes: FastifyPluginAsyncTypebox<{ inbound: InboundService }> = async (app, { inbound }) => {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_req, body, done) => done(null, body));
   app.get('/webhooks/:platform/:inboxId', { schema: { hide: true, params: Params } }, async (req, reply) => {
     const challenge = await inbound.challenge(req.params.platform, req.params.inboxId, req.query as Record<string, string | undefined>);
     if (challenge === null) return reply.status(403).type('text/plain').send('verification failed');
     return reply.type('text/plain').send(challenge);
   });
-  app.post('/webhooks/:platform/:inboxId', { schema: { hide: true, params: Params } }, async (req, reply) => {
+  app.post('/webhooks/:platform/:inboxId', { schema: { hide: true, params: Params }, bodyLimit: WEBHOOK_BODY_LIMIT, preValidation: requireJsonWebhook }, async (req, reply) => {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const answer = await inbound.receive(req.params.platform, req.params.inboxId, { raw, headers: headerMap(req.headers), query: req.query as Record<string, string | undefined> });
     return reply.status(answer.status).send(answer.body);

@@ -26,6 +26,12 @@ export const INBOUND_TARGET = 'inbound';
 
 const RANK: Record<string, number> = { pending: 0, queued: 0, sent: 1, delivered: 2, read: 3, played: 4 };
 
+/** The phone of a one-to-one WhatsApp chat id (`<digits>@s.whatsapp.net` or bare digits), else null. */
+function phoneOfChat(chatId: string): string | null {
+  const m = /^(\d{8,15})(@s\.whatsapp\.net)?$/.exec(chatId);
+  return m ? `+${m[1]}` : null;
+}
+
 /** What each neutral kind is stored as: message type, body, metadata. */
 function toStored(m: NeutralMessage): { type: string; body: string; metadata: Record<string, unknown> | null } {
   const extra = { platform_kind: m.kind, ...(m.forwarded ? { forwarded: true } : {}), ...(m.isGroup ? { group: { chat_id: m.chatId, participant: m.sender } } : {}) };
@@ -162,7 +168,13 @@ export class InboundService {
     }
     // An echo of a message Parley itself sent is already stored (with its external id).
     if (m.isEcho && (await this.messages.findByExternalId(inbox.org_id, await conversations(), m.externalId))) return 'echoes';
-    const { contact } = await this.contacts.resolve(inbox.org_id, inbox.id, m.isGroup ? m.chatId : m.sender.externalId, m.isGroup ? { name: m.chatId } : { name: m.sender.displayName ?? null, phone: m.sender.phone ?? null });
+    // The chat of an echo is the customer's (its sender is the business). A gateway can deliver
+    // the echo of our send before answering the send: while one of ours is still pending in that
+    // chat, wait (retried) rather than store our own message a second time.
+    const who = m.isGroup || m.isEcho ? m.chatId : m.sender.externalId;
+    if (m.isEcho && (await this.#sendPending(inbox.id, who))) throw new Error('an echo arrived while a send to this chat is pending; retrying once it settled');
+    const profile = m.isGroup ? { name: m.chatId } : m.isEcho ? { name: null, phone: phoneOfChat(m.chatId) } : { name: m.sender.displayName ?? null, phone: m.sender.phone ?? null };
+    const { contact } = await this.contacts.resolve(inbox.org_id, inbox.id, who, profile);
     const conversationId = await this.support.openForContact(inbox.org_id, inbox.id, contact.id);
     const stored = toStored(m);
     const replyTo = m.replyToExternalId ? await this.messages.findByExternalId(inbox.org_id, [conversationId], m.replyToExternalId) : undefined;
@@ -197,6 +209,21 @@ export class InboundService {
     await this.messages.applyPlatformChange(m, { deliveryStatus: s.status, deliveryError: s.error ? `${s.error.code ?? ''} ${s.error.message ?? ''}`.trim() : null });
     await this.db.transaction().execute((trx) => this.integrations.record(trx, inbox.org_id, 'chat.message.status', { conversation_id: m.conversation_id, message_id: m.id, status: s.status, at: s.at }));
     return 'statuses';
+  }
+
+  /** Is one of our messages to this chat still waiting to be sent (its external id unknown)? */
+  async #sendPending(inboxId: string, externalId: string): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('contact_identities as ci')
+      .innerJoin('conversations as c', (j) => j.onRef('c.contact_id', '=', 'ci.contact_id').on('c.inbox_id', '=', inboxId))
+      .innerJoin('messages as m', 'm.conversation_id', 'c.id')
+      .select('m.id')
+      .where('ci.inbox_id', '=', inboxId)
+      .where('ci.external_id', '=', externalId)
+      .where('m.delivery_status', '=', 'pending')
+      .limit(1)
+      .executeTakeFirst();
+    return r !== undefined;
   }
 
   #enqueue(trx: Kysely<DB>, orgId: string, id: string, key: string) {

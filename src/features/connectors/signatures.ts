@@ -25,3 +25,15 @@ export function checkToken(given: string | undefined, expected: string): Signatu
   if (!given) return 'missing';
   return sameSecret(given, expected) ? 'ok' : 'invalid';
 }
+
+/**
+ * Chatwoot (CONNECTORS.md §5.2): `X-Chatwoot-Signature: sha256=<hex HMAC-SHA256(secret,
+ * "<X-Chatwoot-Timestamp>.<raw body>")>`; a timestamp more than `toleranceSec` away from now is
+ * refused like a wrong signature (a replayed delivery).
+ */
+export function checkChatwootSignature(raw: Buffer, signature: string | undefined, timestamp: string | undefined, secret: string, nowSec: number, toleranceSec = 300): SignatureCheck {
+  if (!signature || !timestamp) return 'missing';
+  if (!/^\d{1,12}$/.test(timestamp) || Math.abs(nowSec - Number(timestamp)) > toleranceSec) return 'invalid';
+  const expected = `sha256=${createHmac('sha256', secret).update(`${timestamp}.`).update(raw).digest('hex')}`;
+  return sameSecret(signature.trim().toLowerCase(), expected) ? 'ok' : 'invalid';
+}

@@ -167,6 +167,12 @@ export class FilesService {
     return unique.map((id) => toFileDto(byId.get(id)!));
   }
 
+  /** Files by id in the given order (background jobs that stored them: no access check); missing ones left out. */
+  async attachmentsByIds(orgId: string, ids: string[]): Promise<FileDto[]> {
+    const byId = new Map((await this.repo.findMany(orgId, ids)).map((f) => [f.id, f]));
+    return ids.filter((id) => byId.has(id)).map((id) => toFileDto(byId.get(id)!));
+  }
+
   /** The attachments of each message (in order), for messages the caller may already read. One query. */
   async attachmentsOf(orgId: string, messageIds: string[]): Promise<Map<string, FileDto[]>> {
     const out = new Map<string, FileDto[]>();

@@ -25,11 +25,12 @@ export class InboxesService {
     private readonly publicUrl: string,
   ) {}
 
-  async create(p: Principal, body: CreateInboxBody): Promise<InboxDto> {
+  /** `opts.id`: the new inbox's id (a relay session names its own); made when absent. */
+  async create(p: Principal, body: CreateInboxBody, opts: { id?: string } = {}): Promise<InboxDto> {
     requireAccess(p, 'inboxes.manage');
     const now = isoNow(this.clock);
     const row: InboxRow = {
-      id: newId(),
+      id: opts.id ?? newId(),
       org_id: p.orgId,
       name: body.name,
       platform: body.platform,

@@ -101,6 +101,9 @@ export interface SendLimit {
   windowMs: number;
 }
 
+/** A platform's change to a message, as mirrors hear it. */
+export type MirrorChange = { kind: 'delete' } | { kind: 'edit'; text: string } | { kind: 'reaction'; emoji: string | null } | { kind: 'status'; status: string; error: string | null };
+
 /** Sending, reading, editing and deleting messages. Access always goes through ConversationsService. */
 export class MessagesService {
   constructor(
@@ -134,6 +137,15 @@ export class MessagesService {
     this.#outbound = hook;
   }
   #outbound: ((trx: Kysely<DB>, orgId: string, conversationId: string, messageId: string) => Promise<boolean>) | null = null;
+
+  /**
+   * Mirrors (the Chatwoot relay): `message` runs in the transaction of every new message of a
+   * support conversation; `change` after a platform's change to one (edit, delete, reaction, status).
+   */
+  setMirror(hooks: { message(trx: Kysely<DB>, orgId: string, conversationId: string, m: MessageRow): Promise<void>; change(m: MessageRow, change: MirrorChange, key: string): Promise<void> }): void {
+    this.#mirror = hooks;
+  }
+  #mirror: { message(trx: Kysely<DB>, orgId: string, conversationId: string, m: MessageRow): Promise<void>; change(m: MessageRow, change: MirrorChange, key: string): Promise<void> } | null = null;
 
   /** Reactions and read receipts to platforms (the connectors set it). */
   setSignals(hook: (orgId: string, messageId: string, signal: { kind: 'reaction'; emoji: string | null } | { kind: 'read' }) => Promise<void>): void {
@@ -217,11 +229,13 @@ export class MessagesService {
       const events = kind === 'support' ? this.#events : null;
       // Staff replies in a support conversation go out to the platform (never private notes).
       const outbound = kind === 'support' && row.private === 0 && checkAccess(p, 'support.handle') ? this.#outbound : null;
+      const mirror = kind === 'support' ? this.#mirror : null;
       const inTransaction =
-        events || outbound
+        events || outbound || mirror
           ? async (trx: Kysely<DB>, m: MessageRow) => {
               if (outbound && (await outbound(trx, p.orgId, conversationId, m.id))) m.delivery_status = 'pending';
               await events?.record(trx, p.orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(m, { attachments }) });
+              await mirror?.message(trx, p.orgId, conversationId, m);
             }
           : undefined;
       const { message: stored, root: rootChange } = await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id), inTransaction });
@@ -458,9 +472,14 @@ export class MessagesService {
       type: string;
       body: string;
       metadata: Record<string, unknown> | null;
-      externalId: string;
+      /** Null for a message that has none yet (one from a mirror, going out: the send sets it). */
+      externalId: string | null;
       createdAt: string;
       replyToId?: string | null;
+      /** Files (already stored) attached in order. */
+      attachmentFileIds?: string[];
+      /** Send it out through the inbox's platform (queued in its transaction, like an agent's reply). */
+      sendOut?: boolean;
       /** Claimed in the message's transaction: a second delivery of it throws DuplicateDelivery. */
       dedupe?: { inboxId: string; externalId: string };
       /** More writes in the message's transaction (after the dedupe claim): e.g. its media download job. */
@@ -489,14 +508,19 @@ export class MessagesService {
       delivery_error: null,
     };
     const events = this.#events;
+    const outbound = m.sendOut ? this.#outbound : null;
+    const mirror = this.#mirror;
+    const attachments = m.attachmentFileIds?.length ? await this.files.attachmentsByIds(orgId, m.attachmentFileIds) : [];
     const inTransaction = async (trx: Kysely<DB>, stored: MessageRow) => {
       if (m.dedupe && !(await this.repo.claimExternal(trx, m.dedupe.inboxId, m.dedupe.externalId, m.createdAt))) throw new DuplicateDelivery();
-      await events?.record(trx, orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(stored) });
+      if (outbound && (await outbound(trx, orgId, conversationId, stored.id))) stored.delivery_status = 'pending';
+      await events?.record(trx, orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(stored, { attachments }) });
       await m.inTransaction?.(trx, stored);
+      await mirror?.message(trx, orgId, conversationId, stored);
     };
-    const { message } = await this.repo.insertNext(row, { mentionUserIds: [], threadFollowerIds: [], inTransaction });
+    const { message } = await this.repo.insertNext(row, { mentionUserIds: [], threadFollowerIds: [], attachmentFileIds: m.attachmentFileIds ?? [], inTransaction });
     this.metrics.sent('support', message.type);
-    const dto = toMessageDto(message);
+    const dto = toMessageDto(message, { attachments });
     await this.#announceNew({ orgId, userId: null }, 'support', dto, message.version_seq, [], null);
     return dto;
   }
@@ -516,6 +540,7 @@ export class MessagesService {
       const deleted_at = isoNow(this.clock);
       const version = await this.repo.tombstone(m.org_id, m.id, deleted_at);
       this.realtime?.toConversation(m.conversation_id, 'message_delete', { id: m.id, conversation_id: m.conversation_id, seq: m.seq, parent_id: m.parent_id, deleted_at }, version);
+      await this.#mirror?.change(m, { kind: 'delete' }, 'delete');
       return;
     }
     // The contact's reaction (platforms allow one per message) lives in the message's metadata.
@@ -528,6 +553,13 @@ export class MessagesService {
     const version = await this.repo.update(m.org_id, m.id, patch);
     const dto = (await this.#dtos({ orgId: m.org_id, userId: null }, [{ ...m, ...patch }]))[0]!;
     this.realtime?.toConversation(m.conversation_id, 'message_update', dto, version, m.private === 1);
+    const mirrored: [MirrorChange, string] =
+      change.edit !== undefined
+        ? [{ kind: 'edit', text: change.edit }, `edit:${version}`]
+        : change.contactReaction !== undefined
+          ? [{ kind: 'reaction', emoji: change.contactReaction }, `reaction:${version}`]
+          : [{ kind: 'status', status: change.deliveryStatus ?? '', error: change.deliveryError ?? null }, `status:${change.deliveryStatus ?? ''}`];
+    await this.#mirror?.change(m, mirrored[0], mirrored[1]);
   }
 
   /**

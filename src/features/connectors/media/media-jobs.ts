@@ -37,6 +37,9 @@ export class MediaFetchJobs {
     private readonly maxAttempts: number,
   ) {}
 
+  /** Called once a message's media is settled (stored, or given up): mirrors waiting for it go on. */
+  onSettled: ((orgId: string, messageId: string) => Promise<void>) | null = null;
+
   async deliver(row: OutboxRow, signal: AbortSignal): Promise<DeliveryResult> {
     const { org_id: orgId, message_id: messageId } = JSON.parse(row.payload) as { org_id: string; message_id: string };
     const m = await this.db
@@ -59,6 +62,7 @@ export class MediaFetchJobs {
       const file = await this.files.storeFromPlatform(orgId, { filename: media.fileName ?? m.type, bytes: got.bytes });
       // The source is not needed any more (and a gateway's public media path is a secret, CONNECTORS.md §6.3).
       await this.messages.setPlatformMedia(orgId, messageId, { download: 'done', file_id: file.id, source: undefined, error: undefined }, file.id);
+      await this.onSettled?.(orgId, messageId);
       return { ok: true };
     } catch (err) {
       return this.#fail(orgId, messageId, err, row.attempts >= this.maxAttempts);
@@ -71,6 +75,7 @@ export class MediaFetchJobs {
     const permanent = fetchError?.permanent === true;
     if (!permanent && !last) return { ok: false, error: reason };
     await this.messages.setPlatformMedia(orgId, messageId, { download: 'failed', error: reason }, null);
+    await this.onSettled?.(orgId, messageId);
     return { ok: false, permanent: true, error: reason };
   }
 }

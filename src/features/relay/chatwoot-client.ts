@@ -97,13 +97,18 @@ export class ChatwootClient {
     this.#base = `${target.url.replace(/\/+$/, '')}/api/v1/accounts/${target.accountId}`;
   }
 
-  /** Contacts whose phone number is one of `phones` (E.164 variants) or whose identifier is `identifier`. */
+  /**
+   * Contacts whose phone number is one of `phones` (E.164 variants) or whose identifier is
+   * `identifier`. Chatwoot's filter reads one value per condition and adds the "+" itself
+   * (Contacts::FilterService), so each variant is its own condition, OR-joined, without its "+".
+   */
   async findContacts(phones: string[], identifier: string | null): Promise<CwContactRef[]> {
-    const payload = [
-      ...(phones.length ? [{ attribute_key: 'phone_number', filter_operator: 'equal_to', values: phones, query_operator: identifier ? 'OR' : null }] : []),
-      ...(identifier ? [{ attribute_key: 'identifier', filter_operator: 'equal_to', values: [identifier], query_operator: null }] : []),
+    const conditions = [
+      ...phones.map((p) => ({ attribute_key: 'phone_number', filter_operator: 'equal_to', values: [p.replace(/^\+/, '')] })),
+      ...(identifier ? [{ attribute_key: 'identifier', filter_operator: 'equal_to', values: [identifier] }] : []),
     ];
-    if (!payload.length) return [];
+    if (!conditions.length) return [];
+    const payload = conditions.map((c, i) => ({ ...c, query_operator: i < conditions.length - 1 ? 'OR' : null }));
     const json = await this.#call('POST', '/contacts/filter', { payload });
     return (Array.isArray(json.payload) ? json.payload : []).map((c) => this.#contact(obj(c))).filter((c): c is CwContactRef => c !== null);
   }

@@ -94,7 +94,15 @@ export class ChatwootMirror {
       .where('c.id', '=', conversationId)
       .executeTakeFirst();
     if (!mirror) return;
-    const job: Job = { kind: 'messages', conversation_id: conversationId, inbox_id: mirror.inbox_id, seq: message.seq };
+    // The conversation's cursor starts before its first message mirrored — made here, in the
+    // transaction that numbers the message (they commit in seq order per conversation), so a job
+    // of a later message that runs first cannot start the cursor past an earlier one.
+    await trx
+      .insertInto('chatwoot_cursors')
+      .values({ conversation_id: conversationId, inbox_id: mirror.inbox_id, mirrored_seq: Number(message.seq) - 1, locked_until: null })
+      .onConflict((oc) => oc.column('conversation_id').doNothing())
+      .execute();
+    const job: Job = { kind: 'messages', conversation_id: conversationId, inbox_id: mirror.inbox_id, seq: Number(message.seq) };
     await this.integrations.enqueue(trx, [{ orgId, target: CHATWOOT_MIRROR_TARGET, eventName: 'chatwoot.mirror', eventId: message.id, payload: JSON.stringify(job), idempotencyKey: `cw:${message.id}` }]);
   }
 
@@ -183,7 +191,7 @@ export class ChatwootMirror {
     return failures.length ? { ok: false, permanent: true, error: failures.join('; ').slice(0, 1000) } : { ok: true };
   }
 
-  /** Take the conversation's cursor (made at the job's message when the conversation is new to the mirror). Null when held. */
+  /** Take the conversation's cursor (normally made with its first message; else at the job's message). Null when held. */
   async #lock(job: Extract<Job, { kind: 'messages' }>): Promise<number | null> {
     await this.db
       .insertInto('chatwoot_cursors')

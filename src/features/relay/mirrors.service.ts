@@ -76,6 +76,21 @@ export class MirrorsService {
     if (Number(r.numDeletedRows) === 0) throw new AppError('chatwoot.not_configured', 'This inbox has no Chatwoot mirror');
   }
 
+  /** Mirror jobs of the inbox that gave up (Chatwoot refused, or retries ran out), newest first. */
+  async failures(p: Principal, inboxId: string) {
+    await this.get(p, inboxId);
+    return this.db
+      .selectFrom('outbox')
+      .select(['id', 'event_name', 'event_id', 'attempts', 'last_error', 'created_at'])
+      .where('org_id', '=', p.orgId)
+      .where('target', '=', 'chatwoot_mirror')
+      .where('status', '=', 'failed')
+      .where('payload', 'like', `%"inbox_id":"${inboxId}"%`)
+      .orderBy('created_at', 'desc')
+      .limit(100)
+      .execute();
+  }
+
   // --- sessions (seed 001) -----------------------------------------------------------------
 
   async createSession(p: Principal, body: CreateSessionBody): Promise<SessionDto> {

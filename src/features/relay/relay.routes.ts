@@ -43,6 +43,15 @@ export const relayRoutes: FastifyPluginAsyncTypebox<{ mirrors: MirrorsService }>
     schema: { tags, summary: 'The inbox’s Chatwoot mirror', params: InboxParams, response: { 200: Mirror, ...authErrors } },
     handler: async (req) => mirrors.get(req.principal, req.params.id),
   });
+  app.get('/inboxes/:id/chatwoot/failures', {
+    schema: {
+      tags,
+      summary: 'Mirror jobs that gave up (Chatwoot refused the message, or retries ran out); deliveries from Chatwoot that failed are in /webhook-events',
+      params: InboxParams,
+      response: { 200: Type.Object({ data: Type.Array(Type.Object({ id: Type.String(), event_name: Type.String(), event_id: Type.String(), attempts: Type.Integer(), last_error: Type.Union([Type.String(), Type.Null()]), created_at: Type.String() })) }), ...authErrors },
+    },
+    handler: async (req) => ({ data: await mirrors.failures(req.principal, req.params.id) }),
+  });
   app.delete('/inboxes/:id/chatwoot', {
     schema: { tags, summary: 'Stop mirroring the inbox', params: InboxParams, response: { 204: NoContent, ...authErrors } },
     handler: async (req, reply) => {

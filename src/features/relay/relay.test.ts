@@ -278,8 +278,9 @@ for (const dialect of testDialects()) {
         const note = await waitFor(() => Promise.resolve(r.cw.messages().find((m) => m.private && m.conversation_id === conv.id)));
         assert.match(note.content ?? '', /phone\.invalid/);
         await waitFor(async () => r.cw.messages().find((m) => m.id === reply.id)?.status === 'failed');
-        const ev = await r.t.db.db.selectFrom('webhook_events').select(['status', 'error']).where('platform', '=', 'chatwoot').where('status', '=', 'failed').executeTakeFirstOrThrow();
-        assert.match(ev.error ?? '', /phone\.invalid/);
+        const events = await call(r.t.app, 'GET', `/api/v1/webhook-events?inbox_id=${r.sessionId}`, { token: r.admin.token });
+        const ev = events.data.data.find((e: { platform: string; status: string }) => e.platform === 'chatwoot' && e.status === 'failed');
+        assert.match(ev?.error ?? '', /phone\.invalid/, 'the failure is in the API');
         assert.equal(r.gw.sends.filter((s) => s.kind === 'text').length, 0);
       } finally {
         await r.close();
@@ -344,6 +345,11 @@ for (const dialect of testDialects()) {
         assert.equal(bad.statusCode, 400);
         assert.equal((await call(r.t.app, 'DELETE', `/api/v1/sessions/${own}`, { token: r.admin.token })).statusCode, 204);
         assert.equal((await call(r.t.app, 'GET', `/api/v1/sessions/${own}`, { token: r.admin.token })).data.error.code, 'session.not_found');
+        // Chatwoot refusing the mirror (a revoked token): the job gives up at once and the API shows why.
+        assert.equal((await call(r.t.app, 'PATCH', `/api/v1/sessions/${r.sessionId}`, { token: r.admin.token, body: { chatwoot: { token: 'revoked' } } })).statusCode, 200);
+        await r.gw.deliverInbound({ from: '5511987654321', text: 'oi' });
+        const failed = await waitFor(async () => (await call(r.t.app, 'GET', `/api/v1/inboxes/${r.sessionId}/chatwoot/failures`, { token: r.admin.token })).data.data[0]);
+        assert.match(failed.last_error, /401/);
         const agent = await makeUser(r.t.app, r.t.services, r.admin.orgId, 'agent');
         assert.equal((await call(r.t.app, 'GET', '/api/v1/sessions', { token: agent.token })).statusCode, 403);
       } finally {

@@ -1,4 +1,4 @@
-import { failure, postJson, type SendContext, type SendResult } from './senders.ts';
+import { codechatQuote, failure, postJson, type SendContext, type SendResult } from './senders.ts';
 
 /**
  * Media out, per platform (CONNECTORS.md §1.7, §2.6, §3, §6.4, §9.2): one function per platform
@@ -145,7 +145,7 @@ export const sendCodechatMedia: MediaSender = async (ctx, p) => {
   if (!g) return { ok: false, retryable: false, error: 'the inbox has no base_url / instance / api_key' };
   const number = p.to.replace(/@.*$/, '');
   const media = p.bytes.toString('base64');
-  const options = { delay: 0, ...(p.replyToExternalId ? { quotedMessageId: p.replyToExternalId } : {}) };
+  const options = { delay: 0, ...codechatQuote(p.replyToExternalId) };
   const r =
     p.kind === 'voice'
       ? await postJson(`${g.base}/message/sendWhatsAppAudio/${g.instance}`, { number, options, audioMessage: { audio: media } }, ctx, { apikey: g.key })

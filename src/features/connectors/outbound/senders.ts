@@ -106,6 +106,12 @@ export const sendEvolution: Sender = async (ctx, req) => {
   return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
 };
 
+/**
+ * Codechat v1 quotes by its own database row id (an integer), not by the WhatsApp id Parley keeps:
+ * a WhatsApp id there is refused with 400, so the reply goes without the quote rather than failing.
+ */
+export const codechatQuote = (id: string | undefined): { quotedMessageId?: number } => (id && /^\d{1,15}$/.test(id) ? { quotedMessageId: Number(id) } : {});
+
 /** Codechat v1: POST {base_url}/message/sendText/{instance} with the nested body (credentials as Evolution). */
 export const sendCodechat: Sender = async (ctx, req) => {
   const { base_url: base, instance, api_key: key } = ctx.credentials;
@@ -113,7 +119,7 @@ export const sendCodechat: Sender = async (ctx, req) => {
   const number = req.to.replace(/@.*$/, '');
   const r = await postJson(
     `${base.replace(/\/$/, '')}/message/sendText/${encodeURIComponent(instance)}`,
-    { number, options: { delay: 0, ...(req.replyToExternalId ? { quotedMessageId: req.replyToExternalId } : {}) }, textMessage: { text: req.text } },
+    { number, options: { delay: 0, ...codechatQuote(req.replyToExternalId) }, textMessage: { text: req.text } },
     ctx,
     { apikey: key },
   );

@@ -18,7 +18,8 @@ export async function requireJsonWebhook(req: FastifyRequest, reply: FastifyRepl
 }
 
 const Params = Type.Object({ platform: Type.String({ maxLength: 20 }), inboxId: Type.String({ maxLength: 64 }) });
-const headerMap = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
+/** Request headers with single values (the first of repeated ones). */
+export const headerMap = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
 
 /**
  * `/webhooks/:platform/:inboxId`: where platforms deliver (no API authentication: each delivery

@@ -17,13 +17,12 @@ import type { SupportService } from '../support/support.service.ts';
 import { ChatwootClient, ChatwootError, type Requester } from './chatwoot-client.ts';
 import { Links } from './links.ts';
 import { chatwootToWhatsApp } from './markdown.ts';
-import { OUR_SOURCE_PREFIX, relayCounter } from './mirror-out.ts';
+import { OUR_SOURCE_PREFIX, relayCounter, WHATSAPP_FAMILY } from './mirror-out.ts';
 import type { MirrorsService, OpenMirror } from './mirrors.service.ts';
 
 /** The outbox target that processes stored Chatwoot deliveries. */
 export const CHATWOOT_IN_TARGET = 'chatwoot_in';
 
-const WHATSAPP_FAMILY = new Set(['whatsapp', 'codechat', 'evolution']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Json = Record<string, unknown>;

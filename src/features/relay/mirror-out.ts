@@ -23,7 +23,8 @@ export const OUR_SOURCE_PREFIX = 'parley:';
 
 /** Messages mirrored per job before it hands over to a follow-up job (stays well inside the claim lease). */
 const BATCH = 25;
-const WHATSAPP_FAMILY = new Set(['whatsapp', 'codechat', 'evolution']);
+/** Platforms that write WhatsApp's formatting (converted to and from Chatwoot's Markdown). */
+export const WHATSAPP_FAMILY = new Set(['whatsapp', 'codechat', 'evolution']);
 
 
 type Job = { kind: 'messages'; conversation_id: string; inbox_id: string; seq: number } | { kind: 'change'; message_id: string; inbox_id: string; change: MirrorChange };
@@ -40,6 +41,10 @@ export interface MirrorOptions {
   /** Largest voice note transcoded for Chatwoot. */
   maxAudioBytes: number;
 }
+
+/** The mirrored inbox of a conversation, if its inbox has a mirror. */
+const mirrorOf = (db: Kysely<DB>, conversationId: string) =>
+  db.selectFrom('conversations as c').innerJoin('chatwoot_mirrors as cm', 'cm.inbox_id', 'c.inbox_id').select('cm.inbox_id').where('c.id', '=', conversationId).executeTakeFirst();
 
 /** Did the message come from Chatwoot (an agent's reply there)? Such messages are not mirrored back. */
 export function messageFromChatwoot(m: Pick<MessageRow, 'metadata'>): boolean {
@@ -87,12 +92,7 @@ export class ChatwootMirror {
 
   /** In a support message's transaction: queue its mirroring when the conversation's inbox has a mirror. */
   async enqueueMessage(trx: Kysely<DB>, orgId: string, conversationId: string, message: { id: string; seq: number }): Promise<void> {
-    const mirror = await trx
-      .selectFrom('conversations as c')
-      .innerJoin('chatwoot_mirrors as cm', 'cm.inbox_id', 'c.inbox_id')
-      .select('cm.inbox_id')
-      .where('c.id', '=', conversationId)
-      .executeTakeFirst();
+    const mirror = await mirrorOf(trx, conversationId);
     if (!mirror) return;
     // The conversation's cursor starts before its first message mirrored — made here, in the
     // transaction that numbers the message (they commit in seq order per conversation), so a job
@@ -111,7 +111,7 @@ export class ChatwootMirror {
     const m = await this.db.selectFrom('messages').select(['id', 'seq', 'conversation_id']).where('id', '=', messageId).executeTakeFirst();
     if (!m) return;
     await this.db.transaction().execute(async (trx) => {
-      const mirror = await trx.selectFrom('conversations as c').innerJoin('chatwoot_mirrors as cm', 'cm.inbox_id', 'c.inbox_id').select('cm.inbox_id').where('c.id', '=', m.conversation_id).executeTakeFirst();
+      const mirror = await mirrorOf(trx, m.conversation_id);
       if (!mirror) return;
       const job: Job = { kind: 'messages', conversation_id: m.conversation_id, inbox_id: mirror.inbox_id, seq: Number(m.seq) };
       await this.integrations.enqueue(trx, [{ orgId, target: CHATWOOT_MIRROR_TARGET, eventName: 'chatwoot.mirror', eventId: m.id, payload: JSON.stringify(job), idempotencyKey: `cw:${m.id}:media` }]);
@@ -121,12 +121,7 @@ export class ChatwootMirror {
 
   /** After a change to a mirrored message committed (platform edits, deletes, reactions, statuses): queue it for Chatwoot. */
   async enqueueChange(m: Pick<MessageRow, 'id' | 'org_id' | 'conversation_id'>, change: MirrorChange, key: string): Promise<void> {
-    const mirror = await this.db
-      .selectFrom('conversations as c')
-      .innerJoin('chatwoot_mirrors as cm', 'cm.inbox_id', 'c.inbox_id')
-      .select('cm.inbox_id')
-      .where('c.id', '=', m.conversation_id)
-      .executeTakeFirst();
+    const mirror = await mirrorOf(this.db, m.conversation_id);
     if (!mirror) return;
     const job: Job = { kind: 'change', message_id: m.id, inbox_id: mirror.inbox_id, change };
     await this.db.transaction().execute((trx) =>

@@ -2,12 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { authErrors, NoContent } from '../../transport/http/schemas.ts';
 import { InboxParams } from '../inboxes/inboxes.schemas.ts';
-import { requireJsonWebhook, WEBHOOK_BODY_LIMIT } from '../connectors/inbound.routes.ts';
+import { headerMap, requireJsonWebhook, WEBHOOK_BODY_LIMIT } from '../connectors/inbound.routes.ts';
 import type { ChatwootInbound } from './chatwoot-in.ts';
 import type { MirrorsService } from './mirrors.service.ts';
 import { ChatwootBody, CreateSessionBody, Mirror, Session, SessionList, SessionParams, UpdateSessionBody } from './relay.schemas.ts';
-
-const headerMap = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
 
 /** /sessions (seed 001's relay sessions) and /inboxes/:id/chatwoot (a mirror on any inbox); admins. */
 export const relayRoutes: FastifyPluginAsyncTypebox<{ mirrors: MirrorsService }> = async (app, { mirrors }) => {

@@ -136,10 +136,18 @@ export function createServices(deps: ServiceDeps) {
   messages.setSignals((orgId, messageId, signal) => outbound.enqueueSignal(orgId, messageId, signal));
   dispatcher.register(PLATFORM_SIGNAL_TARGET, { deliver: (row, signal) => outbound.deliverSignal(JSON.parse(row.payload) as { message_id: string; kind: 'reaction' | 'read'; emoji?: string | null }, signal) });
   dispatcher.register(PLATFORM_SEND_TARGET, {
-    deliver: (row, signal) => outbound.deliver((JSON.parse(row.payload) as { message_id: string }).message_id, signal, row.attempts >= deps.config.integrations.outbox.maxAttempts),
+    deliver: (row, signal) => {
+      const p = JSON.parse(row.payload) as { message_id: string; conversation_id?: string };
+      return outbound.deliver(p.message_id, p.conversation_id, signal, row.attempts >= deps.config.integrations.outbox.maxAttempts);
+    },
   });
   const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry(), deps.database.writes);
-  dispatcher.register(INBOUND_TARGET, { deliver: (row) => inbound.process((JSON.parse(row.payload) as { webhook_event_id: string }).webhook_event_id) });
+  dispatcher.register(INBOUND_TARGET, {
+    deliver: (row) => {
+      const p = JSON.parse(row.payload) as { webhook_event_id: string; inbox_id?: string };
+      return inbound.process(p.webhook_event_id, p.inbox_id);
+    },
+  });
   const mediaJobs = new MediaFetchJobs(db, inboxes, files, messages, { apis: deps.config.platformApis, ...deps.config.media }, deps.config.integrations.outbox.maxAttempts);
   dispatcher.register(MEDIA_FETCH_TARGET, { deliver: (row, signal) => mediaJobs.deliver(row, signal) });
   // The Chatwoot mirror / relay (issue 7): mirrors on inboxes, relay sessions, both directions.
@@ -151,7 +159,12 @@ export function createServices(deps: ServiceDeps) {
   mediaJobs.onSettled = (orgId, messageId) => mirror.enqueueAfterMedia(orgId, messageId);
   dispatcher.register(CHATWOOT_MIRROR_TARGET, { deliver: (row, signal) => mirror.deliver(row, signal) });
   const chatwoot = new ChatwootInbound(db, mirrors, inboxes, contacts, support, messages, files, integrations, relayHttp, { allowPrivate: deps.config.relay.allowPrivate, timeoutMs: deps.config.relay.timeoutMs, maxBytes: deps.config.media.maxBytes }, clock, registry);
-  dispatcher.register(CHATWOOT_IN_TARGET, { deliver: (row, signal) => chatwoot.process((JSON.parse(row.payload) as { webhook_event_id: string }).webhook_event_id, signal) });
+  dispatcher.register(CHATWOOT_IN_TARGET, {
+    deliver: (row, signal) => {
+      const p = JSON.parse(row.payload) as { webhook_event_id: string; inbox_id?: string };
+      return chatwoot.process(p.webhook_event_id, p.inbox_id, signal);
+    },
+  });
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
   const search = new SearchService(new SearchRepo(db), messages);
 

@@ -9,6 +9,7 @@ import * as m0007 from './migrations/0007-message-versions.ts';
 import * as m0008 from './migrations/0008-support-outbox.ts';
 import * as m0009 from './migrations/0009-inbound.ts';
 import * as m0010 from './migrations/0010-chatwoot-relay.ts';
+import * as m0011 from './migrations/0011-inbound-order.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -25,6 +26,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0008-support-outbox': m0008,
   '0009-inbound': m0009,
   '0010-chatwoot-relay': m0010,
+  '0011-inbound-order': m0011,
 };
 
 /** Every migration, in order (the tests check that all of them apply). */

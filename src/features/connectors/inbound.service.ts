@@ -3,7 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import { requireAccess, type Principal } from '../../access/access.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
-import { newId } from '../../platform/ids.ts';
+import { newId, newOrderedId } from '../../platform/ids.ts';
 import type { TxRunner } from '../../storage/group-commit.ts';
 import { PreparedQuery } from '../../storage/prepared.ts';
 import type { DB } from '../../storage/schema.ts';
@@ -14,6 +14,7 @@ import type { DeliveryResult } from '../integrations/dispatcher.ts';
 import type { IntegrationEvents } from '../integrations/events.ts';
 import { DuplicateDelivery, type MessagesService } from '../messages/messages.service.ts';
 import type { SupportService } from '../support/support.service.ts';
+import { ArrivalOrder } from './arrival-order.ts';
 import { enqueueMediaFetch } from './media/media-jobs.ts';
 import type { NeutralMessage, NeutralStatus } from './neutral.ts';
 import { type Delivery, inboundConnector } from './registry.ts';
@@ -70,6 +71,7 @@ function toStored(m: NeutralMessage): { type: string; body: string; metadata: Re
  */
 export class InboundService {
   readonly #metrics: Counter<'platform' | 'outcome'>;
+  readonly #order: ArrivalOrder;
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -83,6 +85,7 @@ export class InboundService {
     /** The ack's write (delivery + its job): group commit on SQLite, like sends. */
     private readonly writes: TxRunner | null = null,
   ) {
+    this.#order = new ArrivalOrder(db);
     this.#metrics = new Counter({ name: 'chat_webhooks_in_total', help: 'Platform webhook deliveries by outcome', labelNames: ['platform', 'outcome'] as const, registers: [registry] });
   }
 
@@ -107,10 +110,11 @@ export class InboundService {
     } catch {
       return this.#answer(platform, 'invalid_json', 400, { error: { code: 'request.invalid_json', message: 'The body is not JSON' } });
     }
-    const id = newId();
+    // Time-ordered: deliveries are processed in arrival order (ArrivalOrder).
+    const id = newOrderedId();
     const store = async (trx: Kysely<DB>) => {
       await trx.insertInto('webhook_events').values({ id, org_id: inbox.org_id, inbox_id: inbox.id, platform, body: text, status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null }).execute();
-      await this.#enqueue(trx, inbox.org_id, id, `inbound:${id}`);
+      await this.#enqueue(trx, inbox.org_id, inbox.id, id, `inbound:${id}`);
     };
     await (this.writes ? this.writes.run(store) : this.db.transaction().execute(store));
     return this.#answer(platform, 'accepted', 200, { received: true });
@@ -127,16 +131,21 @@ export class InboundService {
   /** Admins: process a stored delivery again (dedupe keeps what was already stored). */
   async replay(p: Principal, id: string): Promise<void> {
     requireAccess(p, 'inboxes.manage');
-    const ev = await this.db.selectFrom('webhook_events').select(['id', 'org_id']).where('org_id', '=', p.orgId).where('id', '=', id).executeTakeFirst();
+    const ev = await this.db.selectFrom('webhook_events').select(['id', 'org_id', 'inbox_id']).where('org_id', '=', p.orgId).where('id', '=', id).executeTakeFirst();
     if (!ev) throw new AppError('not_found', 'Webhook event not found');
     await this.db.transaction().execute(async (trx) => {
       await trx.updateTable('webhook_events').set({ status: 'received', error: null }).where('id', '=', id).execute();
-      await this.#enqueue(trx, ev.org_id, id, `inbound:${id}:replay:${newId()}`);
+      await this.#enqueue(trx, ev.org_id, ev.inbox_id, id, `inbound:${id}:replay:${newId()}`);
     });
   }
 
   /** The outbox handler: one stored delivery, processed. Throws (→ retried) on a passing failure. */
-  async process(webhookEventId: string): Promise<DeliveryResult> {
+  /** The outbox handler: one stored delivery (after the inbox's earlier ones, see ArrivalOrder). */
+  async process(webhookEventId: string, inboxId?: string): Promise<DeliveryResult> {
+    return (await this.#order.run(webhookEventId, inboxId, (id) => this.#processOne(id))) ?? { ok: true };
+  }
+
+  async #processOne(webhookEventId: string): Promise<DeliveryResult> {
     const ev = await this.db.selectFrom('webhook_events').selectAll().where('id', '=', webhookEventId).executeTakeFirst();
     if (!ev) return { ok: false, permanent: true, error: 'webhook event gone' };
     const inbox = await this.inboxes.getRow(ev.org_id, ev.inbox_id);
@@ -156,10 +165,9 @@ export class InboundService {
   }
 
   async #message(inbox: InboxRow, m: NeutralMessage): Promise<'messages' | 'duplicates' | 'echoes' | 'changes' | 'orphans'> {
-    const conversations = async () => (await this.db.selectFrom('conversations').select('id').where('inbox_id', '=', inbox.id).execute()).map((c) => c.id);
     if (m.kind === 'reaction' || m.kind === 'edit' || m.kind === 'delete') {
       const targetId = m.kind === 'reaction' ? m.reaction?.targetExternalId : m.targetExternalId;
-      const target = targetId ? await this.messages.findByExternalId(inbox.org_id, await conversations(), targetId) : undefined;
+      const target = targetId ? await this.messages.findInInbox(inbox.org_id, inbox.id, targetId) : undefined;
       if (!target) return 'orphans';
       if (m.kind === 'edit') await this.messages.applyPlatformChange(target, { edit: m.text ?? '' });
       else if (m.kind === 'delete') await this.messages.applyPlatformChange(target, { delete: true });
@@ -167,7 +175,7 @@ export class InboundService {
       return 'changes';
     }
     // An echo of a message Parley itself sent is already stored (with its external id).
-    if (m.isEcho && (await this.messages.findByExternalId(inbox.org_id, await conversations(), m.externalId))) return 'echoes';
+    if (m.isEcho && (await this.messages.findInInbox(inbox.org_id, inbox.id, m.externalId))) return 'echoes';
     // The chat of an echo is the customer's (its sender is the business). A gateway can deliver
     // the echo of our send before answering the send: while one of ours is still pending in that
     // chat, wait (retried) rather than store our own message a second time.
@@ -200,8 +208,7 @@ export class InboundService {
 
   /** A delivery status of one of our messages: the highest rank wins; failed only before success. */
   async #status(inbox: InboxRow, s: NeutralStatus): Promise<'statuses' | 'orphans'> {
-    const ids = (await this.db.selectFrom('conversations').select('id').where('inbox_id', '=', inbox.id).execute()).map((c) => c.id);
-    const m = await this.messages.findByExternalId(inbox.org_id, ids, s.externalId);
+    const m = await this.messages.findInInbox(inbox.org_id, inbox.id, s.externalId);
     if (!m) return 'orphans';
     const current = m.delivery_status;
     const better = s.status === 'failed' ? current === null || (RANK[current] ?? 0) <= 1 : (RANK[s.status] ?? 0) > (current === null || current === 'failed' ? -1 : (RANK[current] ?? 0));
@@ -226,8 +233,8 @@ export class InboundService {
     return r !== undefined;
   }
 
-  #enqueue(trx: Kysely<DB>, orgId: string, id: string, key: string) {
-    return this.integrations.enqueue(trx, [{ orgId, target: INBOUND_TARGET, eventName: 'webhook.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id }), idempotencyKey: key }]);
+  #enqueue(trx: Kysely<DB>, orgId: string, inboxId: string, id: string, key: string) {
+    return this.integrations.enqueue(trx, [{ orgId, target: INBOUND_TARGET, eventName: 'webhook.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id, inbox_id: inboxId }), idempotencyKey: key }]);
   }
 
   async #inbox(platform: string, inboxId: string): Promise<InboxRow | undefined> {

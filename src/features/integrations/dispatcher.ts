@@ -159,6 +159,8 @@ export class OutboxDispatcher {
         try {
           const now = this.clock.now();
           const rows = await this.repo.claim(iso(now), iso(now + this.#opts.lockMs), free);
+          // Oldest first (ids are time-ordered): handlers that keep an order per key see rows in it.
+          rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
           for (const row of rows) this.#track(this.#deliver(row));
           this.#moreDue = rows.length === free;
         } catch (err) {

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { isoNow, type Clock } from '../../platform/clock.ts';
-import { newId } from '../../platform/ids.ts';
+import { newId, newOrderedId } from '../../platform/ids.ts';
 import type { DB } from '../../storage/schema.ts';
 import type { OutboxRepo, OutboxRow } from './outbox.repo.ts';
 import type { WebhooksRepo } from './webhooks.repo.ts';
@@ -74,7 +74,8 @@ export class IntegrationEvents {
   async enqueue(trx: Kysely<DB>, deliveries: OutboxDelivery[]): Promise<void> {
     const now = isoNow(this.clock);
     const rows: OutboxRow[] = deliveries.map((d) => ({
-      id: newId(),
+      // Time-ordered: the dispatcher starts a claim's rows oldest first.
+      id: newOrderedId(),
       org_id: d.orgId,
       target: d.target,
       endpoint_id: d.endpointId ?? null,

@@ -320,6 +320,18 @@ export class MessagesRepo {
     return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
   }
 
+  /** A platform message id within an inbox's conversations (by the external-id index, then the conversation). */
+  findInInbox(orgId: string, inboxId: string, externalId: string): Promise<MessageRow | undefined> {
+    return this.db
+      .selectFrom('messages as m')
+      .innerJoin('conversations as c', 'c.id', 'm.conversation_id')
+      .selectAll('m')
+      .where('m.external_id', '=', externalId)
+      .where('m.org_id', '=', orgId)
+      .where('c.inbox_id', '=', inboxId)
+      .executeTakeFirst();
+  }
+
   findByExternalId(orgId: string, conversationIds: string[], externalId: string): Promise<MessageRow | undefined> {
     if (conversationIds.length === 0) return Promise.resolve(undefined);
     return this.db.selectFrom('messages').selectAll().where('external_id', '=', externalId).where('org_id', '=', orgId).where('conversation_id', 'in', conversationIds).executeTakeFirst();

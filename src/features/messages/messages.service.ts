@@ -530,6 +530,11 @@ export class MessagesService {
     return this.repo.findByExternalId(orgId, conversationIds, externalId);
   }
 
+  /** A platform's message id within one inbox (echoes, statuses, reactions to our messages). */
+  findInInbox(orgId: string, inboxId: string, externalId: string): Promise<MessageRow | undefined> {
+    return this.repo.findInInbox(orgId, inboxId, externalId);
+  }
+
   /**
    * A platform changed one of its messages (edit or delete) or reported the delivery of one of
    * ours: the row changes, the version moves, subscribers hear it.

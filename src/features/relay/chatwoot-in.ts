@@ -1,9 +1,10 @@
 import type { Kysely } from 'kysely';
 import type { Counter, Registry } from 'prom-client';
 import { isoNow, type Clock } from '../../platform/clock.ts';
-import { newId } from '../../platform/ids.ts';
+import { newId, newOrderedId } from '../../platform/ids.ts';
 import { HttpStatusError, ResponseTooLargeError, safeGet, UnsafeUrlError } from '../../platform/safe-http.ts';
 import type { DB } from '../../storage/schema.ts';
+import { ArrivalOrder } from '../connectors/arrival-order.ts';
 import { checkChatwootSignature, checkToken } from '../connectors/signatures.ts';
 import { mediaKindOf } from '../connectors/outbound/media-senders.ts';
 import { normalizePhone } from '../contacts/phone.ts';
@@ -50,6 +51,7 @@ export interface RelayInOptions {
 export class ChatwootInbound {
   readonly #links: Links;
   readonly #metric: Counter<'direction' | 'outcome'>;
+  readonly #order: ArrivalOrder;
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -67,6 +69,7 @@ export class ChatwootInbound {
   ) {
     this.#links = new Links(db, clock);
     this.#metric = relayCounter(registry);
+    this.#order = new ArrivalOrder(db);
   }
 
   /** POST /webhooks/chatwoot/:inboxId — the answer for Chatwoot. */
@@ -90,17 +93,22 @@ export class ChatwootInbound {
     }
     const skip = ignored(json);
     if (skip) return this.#answer(`ignored_${skip}`, 200, { received: true, ignored: skip });
-    const id = newId();
+    const id = newOrderedId();
     await this.db.transaction().execute(async (trx) => {
       await trx.insertInto('webhook_events').values({ id, org_id: mirror.row.org_id, inbox_id: inboxId, platform: 'chatwoot', body: d.raw.toString('utf8'), status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null }).execute();
-      await this.integrations.enqueue(trx, [{ orgId: mirror.row.org_id, target: CHATWOOT_IN_TARGET, eventName: 'chatwoot.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id }), idempotencyKey: `cwin:${id}` }]);
+      await this.integrations.enqueue(trx, [{ orgId: mirror.row.org_id, target: CHATWOOT_IN_TARGET, eventName: 'chatwoot.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id, inbox_id: inboxId }), idempotencyKey: `cwin:${id}` }]);
     });
     this.integrations.kick();
     return this.#answer('accepted', 200, { received: true });
   }
 
   /** The outbox handler: one stored Chatwoot delivery. */
-  async process(webhookEventId: string, signal: AbortSignal): Promise<DeliveryResult> {
+  async process(webhookEventId: string, inboxId: string | undefined, signal: AbortSignal): Promise<DeliveryResult> {
+    // An agent's quick replies go out in the order Chatwoot sent them (ArrivalOrder).
+    return (await this.#order.run(webhookEventId, inboxId, (id) => this.#processOne(id, signal))) ?? { ok: true };
+  }
+
+  async #processOne(webhookEventId: string, signal: AbortSignal): Promise<DeliveryResult> {
     const ev = await this.db.selectFrom('webhook_events').selectAll().where('id', '=', webhookEventId).executeTakeFirst();
     const mirror = ev ? await this.mirrors.open(ev.inbox_id) : undefined;
     if (!ev || !mirror) return { ok: true };

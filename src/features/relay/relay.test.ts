@@ -225,12 +225,9 @@ for (const dialect of testDialects()) {
       const r = await relay(dialect, 'evolution');
       try {
         r.cw.down = true;
-        // One after the other, as a chat goes (each stored before the next arrives): their mirror
+        // Three quick messages: their deliveries are processed in arrival order, and their mirror
         // jobs all fail and retry concurrently; Chatwoot must still get them in the chat's order.
-        for (const text of ['um', 'dois', 'três']) {
-          await r.gw.deliverInbound({ from: '5511987654321', text });
-          await waitFor(async () => (await r.t.db.db.selectFrom('messages').select('id').where('body', '=', text).executeTakeFirst()) !== undefined);
-        }
+        for (const text of ['um', 'dois', 'três']) await r.gw.deliverInbound({ from: '5511987654321', text });
         await waitFor(async () => r.cw.requests.filter((q) => q.status === 503).length >= 3);
         assert.equal(r.cw.messages().length, 0);
         const failing = await r.t.db.db.selectFrom('outbox').select(['attempts', 'last_error']).where('target', '=', 'chatwoot_mirror').where('last_error', 'like', '%HTTP 503%').executeTakeFirst();
@@ -241,6 +238,24 @@ for (const dialect of testDialects()) {
         assert.deepEqual(incoming(r.cw).map((m: CwMessage) => m.content), ['um', 'dois', 'três']);
         assert.equal(r.cw.conversations.length, 1);
         assert.equal(r.cw.contacts.length, 1);
+      } finally {
+        await r.close();
+      }
+    });
+
+    it('quick messages keep their order both ways (deliveries are processed in arrival order)', async () => {
+      const r = await relay(dialect, 'evolution');
+      try {
+        const texts = Array.from({ length: 8 }, (_, i) => `cliente ${i + 1}`);
+        for (const text of texts) await r.gw.deliverInbound({ from: '5511987654321', text });
+        await waitFor(() => Promise.resolve(incoming(r.cw).length === texts.length));
+        assert.deepEqual(incoming(r.cw).map((m) => m.content), texts);
+        const seqs = await r.t.db.db.selectFrom('messages').select(['body']).where('body', 'like', 'cliente %').orderBy('seq').execute();
+        assert.deepEqual(seqs.map((m) => m.body), texts, 'stored in Parley in arrival order');
+        const replies = Array.from({ length: 8 }, (_, i) => `agente ${i + 1}`);
+        for (const content of replies) await r.cw.agentReply(r.cw.conversations[0]!.id, { content });
+        await waitFor(() => Promise.resolve(r.gw.sends.filter((s) => s.kind === 'text').length === replies.length));
+        assert.deepEqual(r.gw.sends.filter((s) => s.kind === 'text').map((s) => s.body.text), replies);
       } finally {
         await r.close();
       }

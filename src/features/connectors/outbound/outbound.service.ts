@@ -14,6 +14,7 @@ import { mediaKindOf, sendCodechatMedia, sendEvolutionMedia, sendMetaMedia, send
 import { sendCodechat, sendEvolution, sendMeta, sendTelegram, sendWhatsApp, type SendContext, type Sender, type SendResult } from './senders.ts';
 import { sendSignal } from './signals.ts';
 import { newId } from '../../../platform/ids.ts';
+import { KeyedQueue } from '../../../platform/keyed-queue.ts';
 
 /** The outbox target of replies going out to platforms. */
 export const PLATFORM_SEND_TARGET = 'platform_send';
@@ -22,6 +23,9 @@ export const PLATFORM_SIGNAL_TARGET = 'platform_signal';
 
 /** WhatsApp's customer-service window: free-form replies only within 24 h of the customer's last message. */
 const WHATSAPP_WINDOW_MS = 24 * 3600 * 1000;
+
+/** How far back a send looks for earlier messages of its conversation still waiting to go. */
+const ORDER_WINDOW = 50;
 
 /** The largest transcoded voice note (WhatsApp's audio limit is 16 MB). */
 const VOICE_MAX_BYTES = 16 * 1024 * 1024;
@@ -59,6 +63,7 @@ export interface OutboundLog {
  */
 export class OutboundService {
   readonly #metric: Counter<'platform' | 'outcome'>;
+  readonly #order = new KeyedQueue();
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -85,7 +90,7 @@ export class OutboundService {
       .executeTakeFirst();
     if (!inbox || !(inbox.platform in SENDERS)) return false;
     await trx.updateTable('messages').set({ delivery_status: 'pending' }).where('id', '=', messageId).execute();
-    await this.integrations.enqueue(trx, [{ orgId, target: PLATFORM_SEND_TARGET, eventName: `send.${inbox.platform}`, eventId: messageId, payload: JSON.stringify({ message_id: messageId }), idempotencyKey: `send:${messageId}` }]);
+    await this.integrations.enqueue(trx, [{ orgId, target: PLATFORM_SEND_TARGET, eventName: `send.${inbox.platform}`, eventId: messageId, payload: JSON.stringify({ message_id: messageId, conversation_id: conversationId }), idempotencyKey: `send:${messageId}` }]);
     return true;
   }
 
@@ -130,8 +135,35 @@ export class OutboundService {
     return { ok: false, error: `${r.code ?? ''} ${r.error}`.trim(), permanent: !r.retryable };
   }
 
-  /** The outbox handler: send one message. */
-  async deliver(messageId: string, signal: AbortSignal, lastAttempt: boolean): Promise<DeliveryResult> {
+  /**
+   * The outbox handler: send one message, never before the conversation's earlier messages still
+   * waiting to go (the outbox runs jobs concurrently; an agent's quick replies must not swap places
+   * on the customer's phone). One conversation's sends run one at a time in this process, in the
+   * order the dispatcher started them (oldest first); an earlier message still pending elsewhere
+   * (another process, or waiting for a retry) makes this one wait for its own retry — except on its
+   * last attempt, when it goes anyway.
+   */
+  async deliver(messageId: string, conversationId: string | undefined, signal: AbortSignal, lastAttempt: boolean): Promise<DeliveryResult> {
+    const key = conversationId ?? (await this.db.selectFrom('messages').select('conversation_id').where('id', '=', messageId).executeTakeFirst())?.conversation_id;
+    if (key === undefined) return { ok: true };
+    return this.#order.run(key, async () => {
+      const m = await this.db.selectFrom('messages').select(['seq', 'delivery_status']).where('id', '=', messageId).executeTakeFirst();
+      if (!m || m.delivery_status !== 'pending') return { ok: true };
+      const earlier = await this.db
+        .selectFrom('messages')
+        .select('id')
+        .where('conversation_id', '=', key)
+        .where('seq', '>=', Number(m.seq) - ORDER_WINDOW)
+        .where('seq', '<', Number(m.seq))
+        .where('delivery_status', '=', 'pending')
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (earlier && !lastAttempt) return { ok: false, error: 'waiting for an earlier message of the conversation to go out' };
+      return this.#deliverOne(messageId, signal, lastAttempt);
+    });
+  }
+
+  async #deliverOne(messageId: string, signal: AbortSignal, lastAttempt: boolean): Promise<DeliveryResult> {
     const m = await this.db.selectFrom('messages').selectAll().where('id', '=', messageId).executeTakeFirst();
     if (!m || m.deleted_at !== null || m.private === 1) return { ok: true };
     if (m.delivery_status !== 'pending') return { ok: true };

@@ -1,0 +1,44 @@
+import type { Kysely } from 'kysely';
+import { KeyedQueue } from '../../platform/keyed-queue.ts';
+import type { DB } from '../../storage/schema.ts';
+
+/**
+ * Stored webhook deliveries are processed in the order they arrived, per inbox and source (the
+ * outbox runs jobs concurrently, and two messages of one chat a few milliseconds apart must not
+ * swap places). Jobs of one inbox run one at a time in this process, in the order the dispatcher
+ * started them (it starts a claim's rows oldest first); each first processes the inbox's earlier
+ * deliveries that were never tried (ids are time-ordered), and a delivery already processed by such
+ * a sweep is skipped when its own job comes. Failures stay with each delivery's own job and its
+ * retries. Across processes this is best effort (dedupe keeps a delivery processed twice stored once).
+ */
+export class ArrivalOrder {
+  readonly #queue = new KeyedQueue();
+
+  constructor(private readonly db: Kysely<DB>) {}
+
+  /**
+   * Runs `one(id)` for delivery `id` after its earlier untried ones; null when it was processed
+   * meanwhile or is gone. `inboxId`, when the job knows it, queues the work at once (in start order).
+   */
+  async run<T>(id: string, inboxId: string | undefined, one: (id: string) => Promise<T>): Promise<T | null> {
+    const key = inboxId ?? (await this.db.selectFrom('webhook_events').select('inbox_id').where('id', '=', id).executeTakeFirst())?.inbox_id;
+    if (key === undefined) return null;
+    return this.#queue.run(key, async () => {
+      const ev = await this.db.selectFrom('webhook_events').select(['inbox_id', 'platform', 'status']).where('id', '=', id).executeTakeFirst();
+      if (!ev || ev.status === 'processed') return null;
+      const earlier = await this.db
+        .selectFrom('webhook_events')
+        .select('id')
+        .where('inbox_id', '=', ev.inbox_id)
+        .where('platform', '=', ev.platform)
+        .where('status', '=', 'received')
+        .where('id', '<', id)
+        .orderBy('id')
+        .limit(100)
+        .execute();
+      // Their own jobs report and retry their failures.
+      for (const e of earlier) await one(e.id).catch(() => undefined);
+      return one(id);
+    });
+  }
+}

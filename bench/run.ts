@@ -26,12 +26,13 @@ import { writeSection } from './lib/markdown.ts';
 import { cleanup, installCleanupHandlers, interrupted, shellQuote } from './lib/proc.ts';
 import { history } from './lib/history.ts';
 import { inbound } from './lib/inbound.ts';
+import { relay } from './lib/relay.ts';
 import { search } from './lib/search.ts';
 import { send } from './lib/send.ts';
 import { usersMe } from './lib/users-me.ts';
 
 /** Every benchmark, in the order `npm run bench` runs them. Add new ones here. */
-const BENCHMARKS: Benchmark[] = [usersMe, history, search, send, inbound];
+const BENCHMARKS: Benchmark[] = [usersMe, history, search, send, inbound, relay];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPORT = join(ROOT, 'BENCHMARKS.md');

@@ -25,8 +25,8 @@ export interface BenchContext {
 }
 
 export interface BenchOutcome {
-  /** failed: the measurement itself is invalid (errors, non-2xx answers). */
-  status: 'met' | 'not met' | 'failed';
+  /** failed: the measurement itself is invalid (errors, non-2xx answers); measured: there is no goal to meet. */
+  status: 'met' | 'not met' | 'measured' | 'failed';
   /** A few lines for stdout. */
   summary: string;
   /** The benchmark's section of BENCHMARKS.md (from its `## ` heading on). */

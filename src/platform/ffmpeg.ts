@@ -36,6 +36,11 @@ const TARGET_ARGS: Record<TranscodeTarget, string[]> = {
   mp3: ['-c:a', 'libmp3lame', '-b:a', '64k', '-ar', '44100', '-f', 'mp3'],
 };
 
+/** The output arguments of a target (after the input), as transcode() gives them to ffmpeg. */
+export function transcodeArgs(target: TranscodeTarget): string[] {
+  return ['-vn', '-sn', '-dn', '-map_metadata', '-1', '-ac', '1', ...TARGET_ARGS[target]];
+}
+
 const STDERR_MAX = 4096;
 
 export class TranscodeError extends Error {
@@ -51,7 +56,7 @@ export class TranscodeError extends Error {
 
 /** Convert `input` (any audio ffmpeg reads from a pipe) to `target`: mono, metadata dropped, no video. */
 export function transcode(input: Buffer, target: TranscodeTarget, opts: TranscodeOptions): Promise<Buffer> {
-  const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-i', 'pipe:0', '-vn', '-sn', '-dn', '-map_metadata', '-1', '-ac', '1', ...TARGET_ARGS[target], 'pipe:1'];
+  const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-i', 'pipe:0', ...transcodeArgs(target), 'pipe:1'];
   return run(opts.ffmpegPath ?? 'ffmpeg', args, input, opts).then((r) => {
     if (r.stdout.length === 0) throw new TranscodeError(`ffmpeg produced no output${r.stderr ? `: ${r.stderr}` : ''}`, 'failed');
     return r.stdout;

@@ -30,12 +30,15 @@ describe('realtime across two processes (PostgreSQL + Redis)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'parley-rt-cluster-'));
     const env = { DATA_DIR: dir, DATABASE_URL: db.url, REDIS_URL: redis.url, JWT_SECRET: 'rt-cluster-secret-rt-cluster-secret-00', WS_GAP_WAIT_MS: '100' };
     const a = await startServer(env);
-    const b = await startServer(env);
+    let b: Awaited<ReturnType<typeof startServer>> | undefined;
     const sockets: TestSocket[] = [];
     try {
+      // Inside the try: when B cannot start, A is still stopped (else the test file never ends).
+      const nodeB = await startServer(env);
+      b = nodeB;
       const ann = await register(a, 'ann');
-      const ben = await register(b, 'ben');
-      const cid = await register(b, 'cid');
+      const ben = await register(nodeB, 'ben');
+      const cid = await register(nodeB, 'cid');
       const ch = await post(a.base, '/api/v1/channels', { name: 'cluster', private: true, members: [ben.id] }, ann.token);
       assert.equal(ch.status, 201);
       const channelId = ((await ch.json()) as { id: string }).id;
@@ -45,7 +48,7 @@ describe('realtime across two processes (PostgreSQL + Redis)', () => {
       sockets.push(listener);
       await listener.request({ type: 'subscribe', channel_id: channelId });
       const sendOnB = async (body: string) => {
-        const r = await post(b.base, `/api/v1/channels/${channelId}/messages`, { body }, ann.token);
+        const r = await post(nodeB.base, `/api/v1/channels/${channelId}/messages`, { body }, ann.token);
         assert.equal(r.status, 201, await r.clone().text());
         return (await r.json()) as { id: string; seq: number };
       };
@@ -55,7 +58,7 @@ describe('realtime across two processes (PostgreSQL + Redis)', () => {
       // Presence: Cid connects to node B; Ann, on node A, sees it.
       const watcher = await TestSocket.connect(a.base, ann.token);
       sockets.push(watcher);
-      const cidSocket = await TestSocket.connect(b.base, cid.token);
+      const cidSocket = await TestSocket.connect(nodeB.base, cid.token);
       sockets.push(cidSocket);
       const online = await watcher.next((f) => f.type === 'presence' && f.payload.user_id === cid.id);
       assert.equal(online.payload.status, 'online');
@@ -92,7 +95,7 @@ describe('realtime across two processes (PostgreSQL + Redis)', () => {
     } finally {
       for (const s of sockets) s.ws.terminate();
       await stop(a);
-      await stop(b);
+      if (b) await stop(b);
       await redis.stop();
       await db.drop();
       rmSync(dir, { recursive: true, force: true });

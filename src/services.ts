@@ -144,8 +144,8 @@ export function createServices(deps: ServiceDeps) {
   const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry(), deps.database.writes);
   dispatcher.register(INBOUND_TARGET, {
     deliver: (row) => {
-      const p = JSON.parse(row.payload) as { webhook_event_id: string; inbox_id?: string };
-      return inbound.process(p.webhook_event_id, p.inbox_id);
+      const p = JSON.parse(row.payload) as { webhook_event_id: string; inbox_id?: string; order_key?: string };
+      return inbound.process(p.webhook_event_id, p.inbox_id !== undefined && p.order_key !== undefined ? { inboxId: p.inbox_id, key: p.order_key } : undefined);
     },
   });
   const mediaJobs = new MediaFetchJobs(db, inboxes, files, messages, { apis: deps.config.platformApis, ...deps.config.media }, deps.config.integrations.outbox.maxAttempts);
@@ -161,8 +161,8 @@ export function createServices(deps: ServiceDeps) {
   const chatwoot = new ChatwootInbound(db, mirrors, inboxes, contacts, support, messages, files, integrations, relayHttp, { allowPrivate: deps.config.relay.allowPrivate, timeoutMs: deps.config.relay.timeoutMs, maxBytes: deps.config.media.maxBytes }, clock, registry);
   dispatcher.register(CHATWOOT_IN_TARGET, {
     deliver: (row, signal) => {
-      const p = JSON.parse(row.payload) as { webhook_event_id: string; inbox_id?: string };
-      return chatwoot.process(p.webhook_event_id, p.inbox_id, signal);
+      const p = JSON.parse(row.payload) as { webhook_event_id: string; inbox_id?: string; order_key?: string };
+      return chatwoot.process(p.webhook_event_id, p.inbox_id !== undefined && p.order_key !== undefined ? { inboxId: p.inbox_id, key: p.order_key } : undefined, signal);
     },
   });
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);

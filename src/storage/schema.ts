@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /**
  * Kysely table types. Conventions, the same on both engines:
  * - ids are text UUIDs;
@@ -299,6 +301,8 @@ export interface WebhookEventsTable {
   error: string | null;
   received_at: string;
   processed_at: string | null;
+  /** The chat the delivery is about ('' when unknown): deliveries of one chat are processed in order. */
+  order_key: Generated<string>;
 }
 
 export interface InboundDedupeTable {

@@ -3,10 +3,10 @@ import { KeyedQueue } from '../../platform/keyed-queue.ts';
 import type { DB } from '../../storage/schema.ts';
 
 /**
- * Stored webhook deliveries are processed in the order they arrived, per inbox and source (the
- * outbox runs jobs concurrently, and two messages of one chat a few milliseconds apart must not
- * swap places). Jobs of one inbox run one at a time in this process, in the order the dispatcher
- * started them (it starts a claim's rows oldest first); each first processes the inbox's earlier
+ * Stored webhook deliveries are processed in the order they arrived, per chat (the outbox runs jobs
+ * concurrently, and two messages of one chat a few milliseconds apart must not swap places; other
+ * chats go side by side). Jobs of one chat run one at a time in this process, in the order the
+ * dispatcher started them (it starts a claim's rows oldest first); each first processes the chat's earlier
  * deliveries that were never tried (ids are time-ordered), and a delivery already processed by such
  * a sweep is skipped when its own job comes. Failures stay with each delivery's own job and its
  * retries. Across processes this is best effort (dedupe keeps a delivery processed twice stored once).
@@ -17,20 +17,22 @@ export class ArrivalOrder {
   constructor(private readonly db: Kysely<DB>) {}
 
   /**
-   * Runs `one(id)` for delivery `id` after its earlier untried ones; null when it was processed
-   * meanwhile or is gone. `inboxId`, when the job knows it, queues the work at once (in start order).
+   * Runs `one(id)` for delivery `id` after its chat's earlier untried ones; null when it was
+   * processed meanwhile or is gone. `order`, when the job knows it (inbox and chat), queues the work
+   * at once, in start order.
    */
-  async run<T>(id: string, inboxId: string | undefined, one: (id: string) => Promise<T>): Promise<T | null> {
-    const key = inboxId ?? (await this.db.selectFrom('webhook_events').select('inbox_id').where('id', '=', id).executeTakeFirst())?.inbox_id;
-    if (key === undefined) return null;
-    return this.#queue.run(key, async () => {
-      const ev = await this.db.selectFrom('webhook_events').select(['inbox_id', 'platform', 'status']).where('id', '=', id).executeTakeFirst();
+  async run<T>(id: string, order: { inboxId: string; key: string } | undefined, one: (id: string) => Promise<T>): Promise<T | null> {
+    const known = order ?? (await this.db.selectFrom('webhook_events').select(['inbox_id as inboxId', 'order_key as key']).where('id', '=', id).executeTakeFirst());
+    if (known === undefined) return null;
+    return this.#queue.run(`${known.inboxId}:${known.key}`, async () => {
+      const ev = await this.db.selectFrom('webhook_events').select(['inbox_id', 'platform', 'status', 'order_key']).where('id', '=', id).executeTakeFirst();
       if (!ev || ev.status === 'processed') return null;
       const earlier = await this.db
         .selectFrom('webhook_events')
         .select('id')
         .where('inbox_id', '=', ev.inbox_id)
         .where('platform', '=', ev.platform)
+        .where('order_key', '=', ev.order_key)
         .where('status', '=', 'received')
         .where('id', '<', id)
         .orderBy('id')

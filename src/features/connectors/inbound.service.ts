@@ -15,6 +15,7 @@ import type { IntegrationEvents } from '../integrations/events.ts';
 import { DuplicateDelivery, type MessagesService } from '../messages/messages.service.ts';
 import type { SupportService } from '../support/support.service.ts';
 import { ArrivalOrder } from './arrival-order.ts';
+import { chatKey } from './chat-key.ts';
 import { enqueueMediaFetch } from './media/media-jobs.ts';
 import type { NeutralMessage, NeutralStatus } from './neutral.ts';
 import { type Delivery, inboundConnector } from './registry.ts';
@@ -105,16 +106,18 @@ export class InboundService {
     if (check === 'missing') return this.#answer(platform, 'unsigned', 401, { error: { code: 'auth.required', message: 'Missing signature' } });
     if (check === 'invalid') return this.#answer(platform, 'bad_signature', 403, { error: { code: 'forbidden', message: 'Invalid signature' } });
     const text = d.raw.toString('utf8');
+    let json: unknown;
     try {
-      JSON.parse(text);
+      json = JSON.parse(text);
     } catch {
       return this.#answer(platform, 'invalid_json', 400, { error: { code: 'request.invalid_json', message: 'The body is not JSON' } });
     }
-    // Time-ordered: deliveries are processed in arrival order (ArrivalOrder).
+    // Time-ordered: deliveries of one chat are processed in arrival order (ArrivalOrder).
     const id = newOrderedId();
+    const orderKey = chatKey(platform, json);
     const store = async (trx: Kysely<DB>) => {
-      await trx.insertInto('webhook_events').values({ id, org_id: inbox.org_id, inbox_id: inbox.id, platform, body: text, status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null }).execute();
-      await this.#enqueue(trx, inbox.org_id, inbox.id, id, `inbound:${id}`);
+      await trx.insertInto('webhook_events').values({ id, org_id: inbox.org_id, inbox_id: inbox.id, platform, body: text, status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null, order_key: orderKey }).execute();
+      await this.#enqueue(trx, inbox.org_id, { inboxId: inbox.id, key: orderKey }, id, `inbound:${id}`);
     };
     await (this.writes ? this.writes.run(store) : this.db.transaction().execute(store));
     return this.#answer(platform, 'accepted', 200, { received: true });
@@ -131,18 +134,18 @@ export class InboundService {
   /** Admins: process a stored delivery again (dedupe keeps what was already stored). */
   async replay(p: Principal, id: string): Promise<void> {
     requireAccess(p, 'inboxes.manage');
-    const ev = await this.db.selectFrom('webhook_events').select(['id', 'org_id', 'inbox_id']).where('org_id', '=', p.orgId).where('id', '=', id).executeTakeFirst();
+    const ev = await this.db.selectFrom('webhook_events').select(['id', 'org_id', 'inbox_id', 'order_key']).where('org_id', '=', p.orgId).where('id', '=', id).executeTakeFirst();
     if (!ev) throw new AppError('not_found', 'Webhook event not found');
     await this.db.transaction().execute(async (trx) => {
       await trx.updateTable('webhook_events').set({ status: 'received', error: null }).where('id', '=', id).execute();
-      await this.#enqueue(trx, ev.org_id, ev.inbox_id, id, `inbound:${id}:replay:${newId()}`);
+      await this.#enqueue(trx, ev.org_id, { inboxId: ev.inbox_id, key: ev.order_key }, id, `inbound:${id}:replay:${newId()}`);
     });
   }
 
   /** The outbox handler: one stored delivery, processed. Throws (→ retried) on a passing failure. */
   /** The outbox handler: one stored delivery (after the inbox's earlier ones, see ArrivalOrder). */
-  async process(webhookEventId: string, inboxId?: string): Promise<DeliveryResult> {
-    return (await this.#order.run(webhookEventId, inboxId, (id) => this.#processOne(id))) ?? { ok: true };
+  async process(webhookEventId: string, order?: { inboxId: string; key: string }): Promise<DeliveryResult> {
+    return (await this.#order.run(webhookEventId, order, (id) => this.#processOne(id))) ?? { ok: true };
   }
 
   async #processOne(webhookEventId: string): Promise<DeliveryResult> {
@@ -233,8 +236,8 @@ export class InboundService {
     return r !== undefined;
   }
 
-  #enqueue(trx: Kysely<DB>, orgId: string, inboxId: string, id: string, key: string) {
-    return this.integrations.enqueue(trx, [{ orgId, target: INBOUND_TARGET, eventName: 'webhook.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id, inbox_id: inboxId }), idempotencyKey: key }]);
+  #enqueue(trx: Kysely<DB>, orgId: string, order: { inboxId: string; key: string }, id: string, key: string) {
+    return this.integrations.enqueue(trx, [{ orgId, target: INBOUND_TARGET, eventName: 'webhook.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id, inbox_id: order.inboxId, order_key: order.key }), idempotencyKey: key }]);
   }
 
   async #inbox(platform: string, inboxId: string): Promise<InboxRow | undefined> {

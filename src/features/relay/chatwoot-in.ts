@@ -94,18 +94,19 @@ export class ChatwootInbound {
     const skip = ignored(json);
     if (skip) return this.#answer(`ignored_${skip}`, 200, { received: true, ignored: skip });
     const id = newOrderedId();
+    const orderKey = str(obj(json.conversation).id) ?? '';
     await this.db.transaction().execute(async (trx) => {
-      await trx.insertInto('webhook_events').values({ id, org_id: mirror.row.org_id, inbox_id: inboxId, platform: 'chatwoot', body: d.raw.toString('utf8'), status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null }).execute();
-      await this.integrations.enqueue(trx, [{ orgId: mirror.row.org_id, target: CHATWOOT_IN_TARGET, eventName: 'chatwoot.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id, inbox_id: inboxId }), idempotencyKey: `cwin:${id}` }]);
+      await trx.insertInto('webhook_events').values({ id, org_id: mirror.row.org_id, inbox_id: inboxId, platform: 'chatwoot', body: d.raw.toString('utf8'), status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null, order_key: orderKey }).execute();
+      await this.integrations.enqueue(trx, [{ orgId: mirror.row.org_id, target: CHATWOOT_IN_TARGET, eventName: 'chatwoot.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id, inbox_id: inboxId, order_key: orderKey }), idempotencyKey: `cwin:${id}` }]);
     });
     this.integrations.kick();
     return this.#answer('accepted', 200, { received: true });
   }
 
   /** The outbox handler: one stored Chatwoot delivery. */
-  async process(webhookEventId: string, inboxId: string | undefined, signal: AbortSignal): Promise<DeliveryResult> {
-    // An agent's quick replies go out in the order Chatwoot sent them (ArrivalOrder).
-    return (await this.#order.run(webhookEventId, inboxId, (id) => this.#processOne(id, signal))) ?? { ok: true };
+  async process(webhookEventId: string, order: { inboxId: string; key: string } | undefined, signal: AbortSignal): Promise<DeliveryResult> {
+    // An agent's quick replies go out in the order Chatwoot sent them (ArrivalOrder, per Chatwoot conversation).
+    return (await this.#order.run(webhookEventId, order, (id) => this.#processOne(id, signal))) ?? { ok: true };
   }
 
   async #processOne(webhookEventId: string, signal: AbortSignal): Promise<DeliveryResult> {

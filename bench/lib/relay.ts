@@ -21,8 +21,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startFakeChatwoot, type FakeChatwoot } from '../../test/helpers/fake-chatwoot.ts';
 import { startFakeGateway } from '../../test/helpers/fake-gateway.ts';
 import { transcode, transcodeArgs } from '../../src/platform/ffmpeg.ts';
-import { type Benchmark, type BenchContext, type BenchOutcome, fmtMs, fmtRps, median } from './benchmark.ts';
-import { codeVersion, describeMachine, loadAverage } from './machine.ts';
+import { type Benchmark, type BenchContext, type BenchOutcome, fmtMs, fmtPct, fmtRps, median } from './benchmark.ts';
+import { codeVersion, cpuSnapshot, type CpuSnapshot, describeMachine, loadAverage } from './machine.ts';
 import { table } from './markdown.ts';
 import { baseEnv, HOST, login, npmStartArgs } from './parley.ts';
 import { freePort, makeTempDir, startService, waitForHttp } from './proc.ts';
@@ -139,10 +139,17 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
   ctx.log(`relay: warm-up, ${WARMUP_MESSAGES} messages`);
   await relayRound(WARMUP_MESSAGES);
   const relayRates: number[] = [];
+  // CPU of the machine used by Parley and by the harness (both fakes run in it) during the rounds.
+  const [allBefore, harnessBefore] = [cpuSnapshot([parley.pid]), cpuSnapshot([])];
   for (let r = 0; r < rounds; r++) {
     relayRates.push(await relayRound(perRound));
     ctx.log(`relay round ${r + 1}: ${fmtRps(relayRates.at(-1)!)} messages/s`);
   }
+  const [allAfter, harnessAfter] = [cpuSnapshot([parley.pid]), cpuSnapshot([])];
+  const share = (a: CpuSnapshot | null, b: CpuSnapshot | null) => (a && b && b.total > a.total ? (b.ours - a.ours) / (b.total - a.total) : null);
+  const harnessShare = share(harnessBefore, harnessAfter);
+  const bothShare = share(allBefore, allAfter);
+  const parleyShare = bothShare !== null && harnessShare !== null ? bothShare - harnessShare : null;
   // Nothing doubled or lost: one Chatwoot message per gateway message, one conversation per customer.
   const incoming = cw.messages().filter((m) => m.message_type === 'incoming');
   const distinct = new Set(incoming.map((m) => m.content)).size;
@@ -207,7 +214,7 @@ ${table(
 - Date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')}
 - Code: commit ${code}
 - Machine: ${describeMachine(ctx.machine)}
-- Load average (1, 5, 15 min) before the run: ${load(loadBefore)}
+- Load average (1, 5, 15 min) before the run: ${load(loadBefore)}; during the text rounds Parley used ${fmtPct(parleyShare)} of the machine's CPU and the harness with both fakes ${fmtPct(harnessShare)} (100 % = both cores)
 - Command: \`${ctx.command}\`${ctx.command === 'npm run bench' ? ' (this one alone: `npm run bench -- relay`)' : ''}
 - Text: Parley started as \`npm start\` does (\`${npmStartArgs(root).join(' ')}\` after \`node\`) on SQLite with \`${SHOWN_ENV}\`; one relay session (Evolution kind). The local gateway (test/helpers/fake-gateway.ts) posts \`messages.upsert\` webhooks with ${IN_FLIGHT} in flight from ${CUSTOMERS} customers; a round ends when the local Chatwoot (test/helpers/fake-chatwoot.ts) holds every message of it. Each created message is also delivered back to Parley as Chatwoot's \`message_created\` webhook (dropped by the loop guard), as Chatwoot does. ${WARMUP_MESSAGES} warm-up messages first (the first of each customer also creates its contact and conversation there). Checked after the rounds: one Chatwoot message per gateway message, none doubled, one conversation per customer. Both fakes run in the harness process, on the same 2 cores as Parley.
 - Reference: the same number of messages per round posted straight to the local Chatwoot's message API (JSON, ${IN_FLIGHT} in flight, no webhook deliveries) — what the Chatwoot side alone takes on this machine.

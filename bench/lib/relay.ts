@@ -14,7 +14,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,6 +22,7 @@ import { startFakeChatwoot, type FakeChatwoot } from '../../test/helpers/fake-ch
 import { startFakeGateway } from '../../test/helpers/fake-gateway.ts';
 import { transcode, transcodeArgs } from '../../src/platform/ffmpeg.ts';
 import { type Benchmark, type BenchContext, type BenchOutcome, fmtMs, fmtPct, fmtRps, median } from './benchmark.ts';
+import { formatSummary, summarizeProfile } from './cpuprofile.ts';
 import { codeVersion, cpuSnapshot, type CpuSnapshot, describeMachine, loadAverage } from './machine.ts';
 import { table } from './markdown.ts';
 import { baseEnv, HOST, login, npmStartArgs } from './parley.ts';
@@ -109,7 +110,9 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const gw = await startFakeGateway({ kind: 'evolution' });
   const port = await freePort();
   const dataDir = makeTempDir('parley-bench-relay-');
-  const parley = startService('parley', process.execPath, npmStartArgs(root), { cwd: root, env: { ...baseEnv(), ...parleyEnv(port, dataDir) } });
+  // --cpu-prof: Parley writes a V8 profile on exit, summarized below (the figures are then not written).
+  const profiling = ctx.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${ctx.resultsDir}`] : [];
+  const parley = startService('parley', process.execPath, [...profiling, ...npmStartArgs(root)], { cwd: root, env: { ...baseEnv(), ...parleyEnv(port, dataDir) } });
   const base = `http://${HOST}:${port}`;
   await waitForHttp(parley, `${base}/health`, 120_000);
   const token = await login(base, 'admin');
@@ -156,6 +159,10 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
   if (incoming.length !== sent || distinct !== sent) throw new Error(`Chatwoot holds ${incoming.length} messages (${distinct} distinct) for ${sent} sent`);
   if (cw.conversations.length !== CUSTOMERS) throw new Error(`${cw.conversations.length} Chatwoot conversations for ${CUSTOMERS} customers`);
   await parley.stop();
+  if (ctx.cpuProfile) {
+    const file = readdirSync(ctx.resultsDir).find((f) => f.endsWith('.cpuprofile'));
+    if (file) ctx.log(formatSummary(summarizeProfile(join(ctx.resultsDir, file), root, 40)));
+  }
   cw.webhookUrl = undefined; // nobody to notify now: the reference measures the API alone
 
   // The Chatwoot side alone: the same number of messages straight into its API, same concurrency.

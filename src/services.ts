@@ -134,7 +134,7 @@ export function createServices(deps: ServiceDeps) {
   const outbound = new OutboundService(db, inboxes, messages, integrations, deps.config.platformApis, clock, deps.registry ?? new Registry(), files, deps.log);
   messages.setOutbound((trx, orgId, conversationId, messageId) => outbound.enqueue(trx, orgId, conversationId, messageId));
   messages.setSignals((orgId, messageId, signal) => outbound.enqueueSignal(orgId, messageId, signal));
-  dispatcher.register(PLATFORM_SIGNAL_TARGET, { deliver: (row, signal) => outbound.deliverSignal(JSON.parse(row.payload) as { message_id: string; kind: 'reaction' | 'read'; emoji?: string | null }, signal) });
+  dispatcher.register(PLATFORM_SIGNAL_TARGET, { deliver: (row, signal) => outbound.deliverSignal(JSON.parse(row.payload) as Parameters<OutboundService['deliverSignal']>[0], signal) });
   dispatcher.register(PLATFORM_SEND_TARGET, {
     deliver: (row, signal) => {
       const p = JSON.parse(row.payload) as { message_id: string; conversation_id?: string };

@@ -101,6 +101,9 @@ export interface SendLimit {
   windowMs: number;
 }
 
+/** What goes to a platform about one message: an agent's reaction, read up to it, or ours deleted. */
+export type PlatformSignal = { kind: 'reaction'; emoji: string | null } | { kind: 'read' } | { kind: 'delete' };
+
 /** A platform's change to a message, as mirrors hear it. */
 export type MirrorChange = { kind: 'delete' } | { kind: 'edit'; text: string } | { kind: 'reaction'; emoji: string | null } | { kind: 'status'; status: string; error: string | null };
 
@@ -148,10 +151,10 @@ export class MessagesService {
   #mirror: { message(trx: Kysely<DB>, orgId: string, conversationId: string, m: MessageRow): Promise<void>; change(m: MessageRow, change: MirrorChange, key: string): Promise<void> } | null = null;
 
   /** Reactions and read receipts to platforms (the connectors set it). */
-  setSignals(hook: (orgId: string, messageId: string, signal: { kind: 'reaction'; emoji: string | null } | { kind: 'read' }) => Promise<void>): void {
+  setSignals(hook: (orgId: string, messageId: string, signal: PlatformSignal) => Promise<void>): void {
     this.#signal = hook;
   }
-  #signal: ((orgId: string, messageId: string, signal: { kind: 'reaction'; emoji: string | null } | { kind: 'read' }) => Promise<void>) | null = null;
+  #signal: ((orgId: string, messageId: string, signal: PlatformSignal) => Promise<void>) | null = null;
 
   /** An agent read a support conversation up to `seq`: the platform hears it for the last customer message. */
   async signalRead(orgId: string, conversationId: string, seq: number): Promise<void> {
@@ -368,6 +371,15 @@ export class MessagesService {
     const events = c.kind === 'support' ? this.#events : null;
     const version = await this.repo.tombstone(p.orgId, id, deleted_at, events ? async (trx) => void (await events.record(trx, p.orgId, 'chat.message.deleted', { conversation_id: m.conversation_id, message_id: id })) : undefined);
     this.realtime?.toConversation(m.conversation_id, 'message_delete', { id, conversation_id: m.conversation_id, seq: m.seq, parent_id: m.parent_id, deleted_at }, version, m.private === 1);
+    // The business's message that went out: deleted for everyone where the platform can.
+    if (c.kind === 'support' && m.sender_type !== 'contact' && m.external_id !== null) await this.deleteOnPlatform(p.orgId, id);
+    // The mirror (Chatwoot) hears it like a platform's delete.
+    if (c.kind === 'support') await this.#mirror?.change(m, { kind: 'delete' }, 'delete');
+  }
+
+  /** One of our messages, deleted here, deleted on its platform too (where it can). */
+  async deleteOnPlatform(orgId: string, messageId: string): Promise<void> {
+    await this.#signal?.(orgId, messageId, { kind: 'delete' });
   }
 
   /** A thread: its root and a page of replies (ascending by seq, after `after_seq`). */
@@ -494,7 +506,8 @@ export class MessagesService {
       sender_id: m.senderId,
       type: m.type,
       body: m.body,
-      metadata: m.metadata === null ? null : JSON.stringify({ ...m.metadata, ...(m.replyToId ? { reply_to: m.replyToId } : {}) }),
+      // A plain text keeps what it replies to too (it has no other metadata).
+      metadata: m.metadata === null && !m.replyToId ? null : JSON.stringify({ ...m.metadata, ...(m.replyToId ? { reply_to: m.replyToId } : {}) }),
       parent_id: null,
       client_msg_id: null,
       private: 0,

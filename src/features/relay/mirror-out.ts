@@ -7,6 +7,7 @@ import type { FilesService } from '../files/files.service.ts';
 import type { DeliveryResult } from '../integrations/dispatcher.ts';
 import type { IntegrationEvents } from '../integrations/events.ts';
 import type { OutboxRow } from '../integrations/outbox.repo.ts';
+import type { NeutralMessage } from '../connectors/neutral.ts';
 import { phoneVariants } from '../contacts/phone.ts';
 import type { MessageRow } from '../messages/messages.repo.ts';
 import type { MirrorChange } from '../messages/messages.service.ts';
@@ -305,9 +306,9 @@ export class ChatwootMirror {
       const who = [p?.phone ?? (typeof group.participant === 'string' ? group.participant : p?.externalId), p?.displayName].filter(Boolean).join(' - ');
       if (who) text = `**${who}:**\n${text}`;
     }
-    const loc = meta.location as { latitude?: number; longitude?: number; name?: string; address?: string } | undefined;
-    if (m.type === 'location' && loc?.latitude !== undefined && loc.longitude !== undefined) {
-      text = [loc.name, loc.address, `https://www.google.com/maps/search/?api=1&query=${loc.latitude},${loc.longitude}`].filter(Boolean).join('\n');
+    const loc = meta.location as NeutralMessage['location'];
+    if (m.type === 'location' && loc?.lat !== undefined && loc.lng !== undefined) {
+      text = [loc.name, loc.address, `https://www.google.com/maps/search/?api=1&query=${loc.lat},${loc.lng}`].filter(Boolean).join('\n');
     }
     const media = meta.media as { download?: string; error?: string } | undefined;
     if (media?.download === 'failed') text = `${text}${text ? '\n' : ''}[the media could not be downloaded: ${media.error ?? 'unknown error'}]`;

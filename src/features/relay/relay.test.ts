@@ -118,6 +118,17 @@ for (const dialect of testDialects()) {
           // Read events: the gateway says the customer read the reply → Chatwoot shows it read.
           await r.gw.deliverStatus(sent.keyId, sent.jid, 'READ');
           await waitFor(async () => r.cw.messages().find((m) => m.id === reply.id)?.status === 'read');
+          // The agent deletes the reply in Chatwoot: gone in Parley, and deleted for everyone where the gateway can (Evolution; Codechat v1 would need its own row id).
+          await r.cw.agentDelete(reply.id);
+          await waitFor(async () => (await r.t.db.db.selectFrom('messages').select('deleted_at').where('external_id', '=', sent.keyId).executeTakeFirst())?.deleted_at != null);
+          if (kind === 'evolution') {
+            const del = await waitFor(() => Promise.resolve(r.gw.sends.find((s) => s.kind === 'delete')));
+            assert.equal(del.keyId, sent.keyId);
+            assert.equal(del.body.fromMe, true);
+          } else {
+            await settled(r.t);
+            assert.equal(r.gw.sends.filter((s) => s.kind === 'delete').length, 0);
+          }
         } finally {
           await r.close();
         }
@@ -155,6 +166,63 @@ for (const dialect of testDialects()) {
         assert.ok(sent.bytes!.equals(PDF));
         assert.equal((sent.body.mediaMessage as { mediatype: string; caption?: string }).mediatype, 'document');
         assert.equal((sent.body.mediaMessage as { caption?: string }).caption, 'recibo');
+      } finally {
+        await r.close();
+      }
+    });
+
+    it('the other kinds of seed 001’s roadmap: image, location, contact, a reply and a reaction', async () => {
+      const r = await relay(dialect, 'evolution');
+      try {
+        const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+        const from = '5511987654321';
+        const { id: first } = await r.gw.deliverInbound({ from, text: 'primeira' });
+        await r.gw.deliverInbound({ from, image: png, mimetype: 'image/png', caption: 'foto', media: 'base64' });
+        await r.gw.deliverInbound({ from, location: { latitude: -23.55, longitude: -46.63, name: 'Escritório', address: 'Av. Paulista, 1000' } });
+        await r.gw.deliverInbound({ from, contact: { displayName: 'João Silva', vcard: 'BEGIN:VCARD\nVERSION:3.0\nFN:João Silva\nTEL;type=CELL;waid=5511912345678:+55 11 91234-5678\nEND:VCARD' } });
+        await r.gw.deliverInbound({ from, text: 'respondendo', replyTo: first });
+        await r.gw.deliverInbound({ from, reaction: { targetId: first, emoji: '👍' } });
+        const all = await waitFor(() => Promise.resolve(incoming(r.cw).length >= 6 ? incoming(r.cw) : undefined));
+        // The five messages in the chat's order; the reaction (a change to the first) whenever it lands.
+        const reaction = all.find((m) => m.content === '👍');
+        const [text, image, location, contact, reply] = all.filter((m) => m !== reaction);
+        assert.equal(text!.content, 'primeira');
+        assert.equal(image!.content, 'foto');
+        assert.equal(image!.attachments[0]!.file_type, 'image');
+        assert.ok(image!.attachments[0]!.bytes.equals(png));
+        assert.match(location!.content ?? '', /Escritório\nAv\. Paulista, 1000\nhttps:\/\/www\.google\.com\/maps\/search\/\?api=1&query=-23\.55,-46\.63/);
+        assert.match(contact!.content ?? '', /João Silva/);
+        assert.match(contact!.content ?? '', /\+55 11 91234-5678/);
+        assert.equal(reply!.content, 'respondendo');
+        assert.equal(reply!.content_attributes.in_reply_to, text!.id);
+        assert.equal(reaction!.content, '👍');
+        assert.equal(reaction!.content_attributes.in_reply_to, text!.id);
+      } finally {
+        await r.close();
+      }
+    });
+
+    it('a Parley agent’s reply is mirrored into Chatwoot (outgoing, never sent back), and deleting it deletes it on WhatsApp and in Chatwoot', async () => {
+      const r = await relay(dialect, 'evolution');
+      try {
+        await r.gw.deliverInbound({ from: '5511987654321', text: 'oi' });
+        await waitFor(() => Promise.resolve(incoming(r.cw)[0]));
+        const conv = (await r.t.db.db.selectFrom('conversations').select('id').where('inbox_id', '=', r.sessionId).executeTakeFirstOrThrow()).id;
+        const sent = await call(r.t.app, 'POST', `/api/v1/conversations/${conv}/messages`, { token: r.admin.token, body: { body: 'resposta pelo Parley' } });
+        assert.equal(sent.statusCode, 201, sent.body);
+        const out = await waitFor(() => Promise.resolve(r.gw.sends.find((x) => x.kind === 'text')));
+        const mirrored = await waitFor(() => Promise.resolve(r.cw.messages().find((m) => m.content === 'resposta pelo Parley')));
+        assert.equal(mirrored.message_type, 'outgoing');
+        const note = await call(r.t.app, 'POST', `/api/v1/conversations/${conv}/messages`, { token: r.admin.token, body: { body: 'nota interna', private: true } });
+        assert.equal(note.statusCode, 201);
+        assert.equal((await waitFor(() => Promise.resolve(r.cw.messages().find((m) => m.content === 'nota interna')))).private, true, 'a private note stays private in Chatwoot');
+        await waitFor(async () => (await r.t.db.db.selectFrom('messages').select('external_id').where('id', '=', sent.data.id).executeTakeFirst())?.external_id === out.keyId);
+        assert.equal((await call(r.t.app, 'DELETE', `/api/v1/messages/${sent.data.id}`, { token: r.admin.token })).statusCode, 204);
+        const del = await waitFor(() => Promise.resolve(r.gw.sends.find((x) => x.kind === 'delete')));
+        assert.equal(del.keyId, out.keyId);
+        await waitFor(async () => r.cw.messages().find((m) => m.id === mirrored.id)?.deleted === true);
+        await settled(r.t);
+        assert.equal(r.gw.sends.filter((x) => x.kind === 'text').length, 1, 'the mirrored copy in Chatwoot was not sent out again, nor the note');
       } finally {
         await r.close();
       }

@@ -29,7 +29,8 @@ class FakeGateway {
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
       this.calls.push({ method: req.method ?? '', path: req.url ?? '', apikey: req.headers.apikey as string | undefined, contentType: req.headers['content-type'], body: raw ? (JSON.parse(raw) as unknown) : undefined });
-      const answer = req.headers.apikey !== KEY ? { status: 401, body: { status: 401, error: 'Unauthorized', response: { message: 'Unauthorized' } } } : (this.next ?? { status: 200, body: { key: { id: 'REACTION-1' } } });
+      // Only the gateway's routes (under /api) check the apikey; Telegram's /bot<token>/… carries its token in the path.
+      const answer = req.url?.startsWith('/api/') && req.headers.apikey !== KEY ? { status: 401, body: { status: 401, error: 'Unauthorized', response: { message: 'Unauthorized' } } } : (this.next ?? { status: 200, body: { key: { id: 'REACTION-1' } } });
       this.next = null;
       res.writeHead(answer.status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(answer.body));
@@ -87,6 +88,21 @@ describe('sendSignal: Evolution and Codechat v1 (reaction, mark read)', () => {
     assert.deepEqual(c, { method: 'POST', path: '/api/message/sendReaction/shop%201', apikey: KEY, contentType: 'application/json', body: { reactionMessage: { key: jidKey, reaction: '❤️' } } });
     const removed = await only(() => sendSignal('codechat', ctx, { kind: 'reaction', to: '5511988887777@s.whatsapp.net', targetExternalId: 'WAMSG1', emoji: null }));
     assert.deepEqual(removed.body, { reactionMessage: { key: jidKey, reaction: '' } });
+  });
+
+  it('delete (one of ours, for everyone): Evolution DELETE /chat/deleteMessageForEveryone/{instance} {id, remoteJid, fromMe: true}; Codechat v1, WhatsApp Cloud: unsupported, nothing sent', async () => {
+    const c = await only(async () => assert.deepEqual(await sendSignal('evolution', ctx, { kind: 'delete', to: '5511988887777', targetExternalId: 'OURS1' }), { ok: true, externalId: '' }));
+    assert.deepEqual(c, { method: 'DELETE', path: '/api/chat/deleteMessageForEveryone/shop%201', apikey: KEY, contentType: 'application/json', body: { id: 'OURS1', remoteJid: '5511988887777@s.whatsapp.net', fromMe: true } });
+    gw.calls.length = 0;
+    assert.deepEqual(await sendSignal('codechat', ctx, { kind: 'delete', to: '5511988887777', targetExternalId: 'OURS1' }), { ok: 'unsupported' });
+    assert.deepEqual(await sendSignal('whatsapp', { ...ctx, base: gw.origin, credentials: { access_token: 't', phone_number_id: 'P' } }, { kind: 'delete', to: '5511988887777', targetExternalId: 'wamid.X' }), { ok: 'unsupported' });
+    assert.equal(gw.calls.length, 0);
+  });
+
+  it('Telegram delete: POST /bot<token>/deleteMessage {chat_id, message_id}', async () => {
+    gw.next = { status: 200, body: { ok: true, result: true } };
+    const c = await only(async () => assert.deepEqual(await sendSignal('telegram', { ...ctx, base: gw.origin, credentials: { bot_token: '42:abc' } }, { kind: 'delete', to: '777', targetExternalId: '777:55' }), { ok: true, externalId: '' }));
+    assert.deepEqual([c.method, c.path, c.body], ['POST', '/bot42:abc/deleteMessage', { chat_id: '777', message_id: 55 }]);
   });
 
   it('a 401 (wrong key) is not retried, a 503 is; the key never shows in the error', async () => {

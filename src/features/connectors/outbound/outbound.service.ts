@@ -9,7 +9,7 @@ import type { FilesService } from '../../files/files.service.ts';
 import type { InboxesService } from '../../inboxes/inboxes.service.ts';
 import type { DeliveryResult } from '../../integrations/dispatcher.ts';
 import type { IntegrationEvents } from '../../integrations/events.ts';
-import type { MessagesService } from '../../messages/messages.service.ts';
+import type { MessagesService, PlatformSignal } from '../../messages/messages.service.ts';
 import { mediaKindOf, sendCodechatMedia, sendEvolutionMedia, sendMetaMedia, sendTelegramMedia, sendWhatsAppMedia, type MediaKind, type MediaSender } from './media-senders.ts';
 import { sendCodechat, sendEvolution, sendMeta, sendTelegram, sendWhatsApp, type SendContext, type Sender, type SendResult } from './senders.ts';
 import { sendSignal } from './signals.ts';
@@ -98,7 +98,7 @@ export class OutboundService {
    * An agent reacted to (or removed a reaction from) a customer's platform message, or read the
    * conversation up to a message: queued for the platform (after the change is committed).
    */
-  async enqueueSignal(orgId: string, messageId: string, signal: { kind: 'reaction'; emoji: string | null } | { kind: 'read' }): Promise<void> {
+  async enqueueSignal(orgId: string, messageId: string, signal: PlatformSignal): Promise<void> {
     const m = await this.db
       .selectFrom('messages as m')
       .innerJoin('conversations as c', 'c.id', 'm.conversation_id')
@@ -107,7 +107,9 @@ export class OutboundService {
       .where('m.id', '=', messageId)
       .where('m.org_id', '=', orgId)
       .executeTakeFirst();
-    if (!m || m.external_id === null || m.sender_type !== 'contact' || !(m.platform in SENDERS)) return;
+    // Reactions and reads are about the customer's messages; a delete about ours.
+    const ours = signal.kind === 'delete';
+    if (!m || m.external_id === null || (m.sender_type === 'contact') === ours || !(m.platform in SENDERS)) return;
     const id = newId();
     await this.db.transaction().execute((trx) =>
       this.integrations.enqueue(trx, [{ orgId, target: PLATFORM_SIGNAL_TARGET, eventName: `signal.${signal.kind}`, eventId: id, payload: JSON.stringify({ message_id: messageId, ...signal }), idempotencyKey: `signal:${id}` }]),
@@ -115,7 +117,7 @@ export class OutboundService {
   }
 
   /** The outbox handler of signals (reactions, read). */
-  async deliverSignal(payload: { message_id: string; kind: 'reaction' | 'read'; emoji?: string | null }, signal: AbortSignal): Promise<DeliveryResult> {
+  async deliverSignal(payload: { message_id: string; kind: PlatformSignal['kind']; emoji?: string | null }, signal: AbortSignal): Promise<DeliveryResult> {
     const m = await this.db.selectFrom('messages').select(['id', 'external_id', 'conversation_id', 'org_id']).where('id', '=', payload.message_id).executeTakeFirst();
     const conv = m ? await this.db.selectFrom('conversations').select(['inbox_id', 'contact_id']).where('id', '=', m.conversation_id).executeTakeFirst() : undefined;
     const inbox = m && conv?.inbox_id ? await this.inboxes.getRow(m.org_id, conv.inbox_id) : undefined;
@@ -126,7 +128,11 @@ export class OutboundService {
     const r = await sendSignal(
       inbox.platform,
       ctx,
-      payload.kind === 'reaction' ? { kind: 'reaction', to: identity.external_id, targetExternalId: m.external_id, emoji: payload.emoji ?? null } : { kind: 'read', to: identity.external_id, lastExternalId: m.external_id },
+      payload.kind === 'reaction'
+        ? { kind: 'reaction', to: identity.external_id, targetExternalId: m.external_id, emoji: payload.emoji ?? null }
+        : payload.kind === 'delete'
+          ? { kind: 'delete', to: identity.external_id, targetExternalId: m.external_id }
+          : { kind: 'read', to: identity.external_id, lastExternalId: m.external_id },
     );
     if (r.ok === 'unsupported' || r.ok === true) {
       this.#metric.inc({ platform: inbox.platform, outcome: r.ok === true ? `${payload.kind}_sent` : `${payload.kind}_unsupported` });

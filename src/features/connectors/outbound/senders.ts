@@ -29,7 +29,7 @@ export function postJson(url: string, body: unknown, ctx: SendContext, headers: 
 }
 
 /** A JSON request (postJson with another method: Codechat's PUT markMessageAsRead); never throws, no redirect followed. */
-export async function sendJson(method: 'POST' | 'PUT', url: string, body: unknown, ctx: SendContext, headers: Record<string, string> = {}): Promise<JsonAnswer> {
+export async function sendJson(method: 'POST' | 'PUT' | 'DELETE', url: string, body: unknown, ctx: SendContext, headers: Record<string, string> = {}): Promise<JsonAnswer> {
   try {
     const res = await fetch(url, {
       method,

@@ -5,11 +5,16 @@ import { failure, postJson, sendJson, type SendContext, type SendResult } from '
  * reaction, and "read" when an agent reads the conversation. Platforms without the capability
  * answer `unsupported` (nothing is sent).
  */
-export type Signal = { kind: 'reaction'; to: string; targetExternalId: string; emoji: string | null } | { kind: 'read'; to: string; lastExternalId: string };
+export type Signal =
+  | { kind: 'reaction'; to: string; targetExternalId: string; emoji: string | null }
+  | { kind: 'read'; to: string; lastExternalId: string }
+  /** One of OUR messages deleted (by an agent in Parley or in a Chatwoot mirror): deleted for everyone where the platform can. */
+  | { kind: 'delete'; to: string; targetExternalId: string };
 
 export type SignalResult = SendResult | { ok: 'unsupported' };
 
 export async function sendSignal(platform: string, ctx: SendContext, s: Signal): Promise<SignalResult> {
+  if (s.kind === 'delete') return deleteSignal(platform, ctx, s);
   if (platform === 'whatsapp') {
     const { access_token: token, phone_number_id: phoneId } = ctx.credentials;
     if (!token || !phoneId) return { ok: false, retryable: false, error: 'the inbox has no access_token / phone_number_id' };
@@ -42,7 +47,7 @@ export async function sendSignal(platform: string, ctx: SendContext, s: Signal):
  * - reaction: POST `/message/sendReaction/{instance}`, Evolution `{key, reaction}`, Codechat
  *   nested in `reactionMessage`; an empty reaction removes it.
  */
-async function gatewaySignal(platform: 'evolution' | 'codechat', ctx: SendContext, s: Signal): Promise<SendResult> {
+async function gatewaySignal(platform: 'evolution' | 'codechat', ctx: SendContext, s: Exclude<Signal, { kind: 'delete' }>): Promise<SendResult> {
   const { base_url: base, instance, api_key: key } = ctx.credentials;
   if (!base || !instance || !key) return { ok: false, retryable: false, error: 'the inbox has no base_url / instance / api_key' };
   const root = base.replace(/\/$/, '');
@@ -59,6 +64,31 @@ async function gatewaySignal(platform: 'evolution' | 'codechat', ctx: SendContex
     return { ok: true, externalId: typeof id === 'string' ? id : '' };
   }
   return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
+}
+
+/**
+ * Deleting one of our messages for everyone: Telegram `deleteMessage` (within its 48-hour limit),
+ * Evolution `DELETE /chat/deleteMessageForEveryone/{instance}` `{id, remoteJid, fromMe: true}`.
+ * WhatsApp Cloud has no such call, Codechat v1 wants its own row id (which Parley does not keep),
+ * Instagram / Messenger none for pages: unsupported there.
+ */
+async function deleteSignal(platform: string, ctx: SendContext, s: Extract<Signal, { kind: 'delete' }>): Promise<SignalResult> {
+  if (platform === 'telegram') {
+    const token = ctx.credentials.bot_token;
+    if (!token) return { ok: false, retryable: false, error: 'the inbox has no bot_token' };
+    const [chatId, messageId] = s.targetExternalId.split(':');
+    const r = await postJson(`${ctx.base}/bot${token}/deleteMessage`, { chat_id: chatId, message_id: Number(messageId) }, ctx);
+    if ('status' in r && r.status < 300 && r.json.ok === true) return { ok: true, externalId: '' };
+    return failure(r, 'json' in r ? r.json.error_code : undefined, 'json' in r ? r.json.description : undefined);
+  }
+  if (platform === 'evolution') {
+    const { base_url: base, instance, api_key: key } = ctx.credentials;
+    if (!base || !instance || !key) return { ok: false, retryable: false, error: 'the inbox has no base_url / instance / api_key' };
+    const r = await sendJson('DELETE', `${base.replace(/\/$/, '')}/chat/deleteMessageForEveryone/${encodeURIComponent(instance)}`, { id: s.targetExternalId, remoteJid: toJid(s.to), fromMe: true }, ctx, { apikey: key });
+    if ('status' in r && r.status < 300) return { ok: true, externalId: '' };
+    return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
+  }
+  return { ok: 'unsupported' };
 }
 
 /** A JID as given, or a bare phone number (`+55 11 9…`) as `<digits>@s.whatsapp.net`. */

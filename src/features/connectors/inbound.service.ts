@@ -188,6 +188,8 @@ export class InboundService {
     const { contact } = await this.contacts.resolve(inbox.org_id, inbox.id, who, profile);
     const conversationId = await this.support.openForContact(inbox.org_id, inbox.id, contact.id);
     const stored = toStored(m);
+    // Codechat v1 quotes and deletes by its own row id: kept with the message.
+    if (m.platformRef) stored.metadata = { ...stored.metadata, platform_ref: m.platformRef };
     const replyTo = m.replyToExternalId ? await this.messages.findByExternalId(inbox.org_id, [conversationId], m.replyToExternalId) : undefined;
     try {
       await this.messages.storeInbound(inbox.org_id, conversationId, {

@@ -48,6 +48,8 @@ export interface NeutralMedia {
 export interface NeutralMessage {
   /** The platform's message id: the dedupe key within an inbox. */
   externalId: string;
+  /** The platform's own handle when it is not externalId (Codechat v1's row id: what it quotes and deletes by). */
+  platformRef?: string;
   /** An echo of a message the business sent outside Parley (or our own send reported back). */
   isEcho: boolean;
   /** The conversation on the platform side: the contact's id, or the group's id. */

@@ -369,15 +369,16 @@ export class MessagesService {
     if (m.deleted_at !== null) return;
     const deleted_at = isoNow(this.clock);
     const events = c.kind === 'support' ? this.#events : null;
+    // The business's message that went out: deleted for everyone where the platform can (queued
+    // before the tombstone, while the message still holds the platform's handles).
+    if (c.kind === 'support' && m.sender_type !== 'contact' && m.external_id !== null) await this.deleteOnPlatform(p.orgId, id);
     const version = await this.repo.tombstone(p.orgId, id, deleted_at, events ? async (trx) => void (await events.record(trx, p.orgId, 'chat.message.deleted', { conversation_id: m.conversation_id, message_id: id })) : undefined);
     this.realtime?.toConversation(m.conversation_id, 'message_delete', { id, conversation_id: m.conversation_id, seq: m.seq, parent_id: m.parent_id, deleted_at }, version, m.private === 1);
-    // The business's message that went out: deleted for everyone where the platform can.
-    if (c.kind === 'support' && m.sender_type !== 'contact' && m.external_id !== null) await this.deleteOnPlatform(p.orgId, id);
     // The mirror (Chatwoot) hears it like a platform's delete.
     if (c.kind === 'support') await this.#mirror?.change(m, { kind: 'delete' }, 'delete');
   }
 
-  /** One of our messages, deleted here, deleted on its platform too (where it can). */
+  /** One of our messages, deleted here, deleted on its platform too (where it can). Call before tombstoning it. */
   async deleteOnPlatform(orgId: string, messageId: string): Promise<void> {
     await this.#signal?.(orgId, messageId, { kind: 'delete' });
   }

@@ -182,9 +182,9 @@ export class ChatwootInbound {
     const parleyId = cwMessageId ? await this.#links.parleyId(mirror.row.inbox_id, 'message', cwMessageId) : null;
     const m = parleyId ? await this.db.selectFrom('messages').selectAll().where('id', '=', parleyId).executeTakeFirst() : undefined;
     if (!m) return 'unknown_message';
-    await this.messages.applyPlatformChange(m, { delete: true });
     // An agent's message deleted in Chatwoot: deleted on WhatsApp / Telegram too, where they allow it.
-    if (m.sender_type !== 'contact' && m.external_id !== null) await this.messages.deleteOnPlatform(m.org_id, m.id);
+    if (m.sender_type !== 'contact' && m.external_id !== null && m.deleted_at === null) await this.messages.deleteOnPlatform(m.org_id, m.id);
+    await this.messages.applyPlatformChange(m, { delete: true });
     return 'deleted';
   }
 

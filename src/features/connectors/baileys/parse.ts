@@ -27,6 +27,7 @@ interface Envelope {
 /** The per-message facts the two dialects spell differently. */
 interface Item {
   externalId: string;
+  platformRef?: string;
   chatJid: string;
   isGroup: boolean;
   fromMe: boolean;
@@ -127,6 +128,8 @@ function codechatMessage(d: Json, env: Envelope): NeutralMessage | undefined {
   const ctx: ContentContext = { source: path ? { kind: 'url', value: path } : { kind: 'platform_id', value: externalId } };
   return build(env, {
     externalId,
+    // v1's own row id (an integer): what it quotes and deletes by.
+    platformRef: typeof d.id === 'number' || (typeof d.id === 'string' && /^\d+$/.test(d.id)) ? String(d.id) : undefined,
     chatJid,
     isGroup,
     fromMe: d.keyFromMe === true,
@@ -241,8 +244,9 @@ function build(env: Envelope, item: Item, content: Content): NeutralMessage | un
   const sender: NeutralIdentity = item.fromMe
     ? (identityOf([env.owner]) ?? { externalId: '' })
     : (identityOf(item.senderJids, item.pushName) ?? { externalId: chatId });
-  return {
+  return defined({
     externalId: item.externalId,
+    platformRef: item.platformRef,
     isEcho: item.fromMe || env.event === 'send.message',
     chatId,
     isGroup: item.isGroup,
@@ -250,7 +254,7 @@ function build(env: Envelope, item: Item, content: Content): NeutralMessage | un
     sentAt: item.sentAt,
     ...content,
     raw: item.raw,
-  };
+  }) as NeutralMessage;
 }
 
 /** `MESSAGES_UPSERT` (Evolution's enum spelling) and `messages.upsert` alike. */

@@ -90,13 +90,15 @@ describe('sendSignal: Evolution and Codechat v1 (reaction, mark read)', () => {
     assert.deepEqual(removed.body, { reactionMessage: { key: jidKey, reaction: '' } });
   });
 
-  it('delete (one of ours, for everyone): Evolution DELETE /chat/deleteMessageForEveryone/{instance} {id, remoteJid, fromMe: true}; Codechat v1, WhatsApp Cloud: unsupported, nothing sent', async () => {
+  it('delete (one of ours, for everyone): Evolution DELETE /chat/deleteMessageForEveryone/{instance} {id, remoteJid, fromMe: true}; Codechat v1 by its row id; WhatsApp Cloud: unsupported, nothing sent', async () => {
     const c = await only(async () => assert.deepEqual(await sendSignal('evolution', ctx, { kind: 'delete', to: '5511988887777', targetExternalId: 'OURS1' }), { ok: true, externalId: '' }));
     assert.deepEqual(c, { method: 'DELETE', path: '/api/chat/deleteMessageForEveryone/shop%201', apikey: KEY, contentType: 'application/json', body: { id: 'OURS1', remoteJid: '5511988887777@s.whatsapp.net', fromMe: true } });
     gw.calls.length = 0;
-    assert.deepEqual(await sendSignal('codechat', ctx, { kind: 'delete', to: '5511988887777', targetExternalId: 'OURS1' }), { ok: 'unsupported' });
+    assert.deepEqual(await sendSignal('codechat', ctx, { kind: 'delete', to: '5511988887777', targetExternalId: 'OURS1' }), { ok: 'unsupported' }, 'Codechat v1 without its row id');
     assert.deepEqual(await sendSignal('whatsapp', { ...ctx, base: gw.origin, credentials: { access_token: 't', phone_number_id: 'P' } }, { kind: 'delete', to: '5511988887777', targetExternalId: 'wamid.X' }), { ok: 'unsupported' });
     assert.equal(gw.calls.length, 0);
+    const cc = await only(async () => assert.deepEqual(await sendSignal('codechat', ctx, { kind: 'delete', to: '5511988887777', targetExternalId: 'OURS1', targetRef: '42' }), { ok: true, externalId: '' }));
+    assert.deepEqual(cc, { method: 'DELETE', path: '/api/chat/deleteMessageForEveryone/shop%201', apikey: KEY, contentType: 'application/json', body: { id: '42' } });
   });
 
   it('Telegram delete: POST /bot<token>/deleteMessage {chat_id, message_id}', async () => {

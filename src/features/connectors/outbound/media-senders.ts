@@ -1,4 +1,4 @@
-import { codechatQuote, failure, postJson, type SendContext, type SendResult } from './senders.ts';
+import { codechatAnswer, codechatQuote, failure, postJson, type SendContext, type SendResult } from './senders.ts';
 
 /**
  * Media out, per platform (CONNECTORS.md §1.7, §2.6, §3, §6.4, §9.2): one function per platform
@@ -150,7 +150,5 @@ export const sendCodechatMedia: MediaSender = async (ctx, p) => {
     p.kind === 'voice'
       ? await postJson(`${g.base}/message/sendWhatsAppAudio/${g.instance}`, { number, options, audioMessage: { audio: media } }, ctx, { apikey: g.key })
       : await postJson(`${g.base}/message/sendMedia/${g.instance}`, { number, options, mediaMessage: { mediatype: gatewayMediaType(p.kind), media, fileName: p.filename, ...(p.caption ? { caption: p.caption } : {}) } }, ctx, { apikey: g.key });
-  const id = 'json' in r ? ((r.json.key as { id?: string } | undefined)?.id ?? (r.json.keyId as string | undefined)) : undefined;
-  if ('status' in r && r.status < 300 && id) return { ok: true, externalId: id };
-  return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
+  return codechatAnswer(r);
 };

@@ -24,6 +24,12 @@ export const PLATFORM_SIGNAL_TARGET = 'platform_signal';
 /** WhatsApp's customer-service window: free-form replies only within 24 h of the customer's last message. */
 const WHATSAPP_WINDOW_MS = 24 * 3600 * 1000;
 
+/** A message's platform_ref (Codechat v1's row id), from its metadata. */
+function platformRef(metadata: string | null): string | undefined {
+  const ref = metadata ? (JSON.parse(metadata) as { platform_ref?: unknown }).platform_ref : undefined;
+  return typeof ref === 'string' ? ref : undefined;
+}
+
 /** How far back a send looks for earlier messages of its conversation still waiting to go. */
 const ORDER_WINDOW = 50;
 
@@ -103,7 +109,7 @@ export class OutboundService {
       .selectFrom('messages as m')
       .innerJoin('conversations as c', 'c.id', 'm.conversation_id')
       .innerJoin('inboxes as i', 'i.id', 'c.inbox_id')
-      .select(['m.id', 'm.external_id', 'm.sender_type', 'i.platform'])
+      .select(['m.id', 'm.external_id', 'm.sender_type', 'm.metadata', 'i.platform'])
       .where('m.id', '=', messageId)
       .where('m.org_id', '=', orgId)
       .executeTakeFirst();
@@ -112,12 +118,12 @@ export class OutboundService {
     if (!m || m.external_id === null || (m.sender_type === 'contact') === ours || !(m.platform in SENDERS)) return;
     const id = newId();
     await this.db.transaction().execute((trx) =>
-      this.integrations.enqueue(trx, [{ orgId, target: PLATFORM_SIGNAL_TARGET, eventName: `signal.${signal.kind}`, eventId: id, payload: JSON.stringify({ message_id: messageId, ...signal }), idempotencyKey: `signal:${id}` }]),
+      this.integrations.enqueue(trx, [{ orgId, target: PLATFORM_SIGNAL_TARGET, eventName: `signal.${signal.kind}`, eventId: id, payload: JSON.stringify({ message_id: messageId, ...signal, ...(signal.kind === 'delete' && platformRef(m.metadata) ? { ref: platformRef(m.metadata) } : {}) }), idempotencyKey: `signal:${id}` }]),
     );
   }
 
   /** The outbox handler of signals (reactions, read). */
-  async deliverSignal(payload: { message_id: string; kind: PlatformSignal['kind']; emoji?: string | null }, signal: AbortSignal): Promise<DeliveryResult> {
+  async deliverSignal(payload: { message_id: string; kind: PlatformSignal['kind']; emoji?: string | null; ref?: string }, signal: AbortSignal): Promise<DeliveryResult> {
     const m = await this.db.selectFrom('messages').select(['id', 'external_id', 'conversation_id', 'org_id']).where('id', '=', payload.message_id).executeTakeFirst();
     const conv = m ? await this.db.selectFrom('conversations').select(['inbox_id', 'contact_id']).where('id', '=', m.conversation_id).executeTakeFirst() : undefined;
     const inbox = m && conv?.inbox_id ? await this.inboxes.getRow(m.org_id, conv.inbox_id) : undefined;
@@ -131,7 +137,7 @@ export class OutboundService {
       payload.kind === 'reaction'
         ? { kind: 'reaction', to: identity.external_id, targetExternalId: m.external_id, emoji: payload.emoji ?? null }
         : payload.kind === 'delete'
-          ? { kind: 'delete', to: identity.external_id, targetExternalId: m.external_id }
+          ? { kind: 'delete', to: identity.external_id, targetExternalId: m.external_id, ...(payload.ref ? { targetRef: payload.ref } : {}) }
           : { kind: 'read', to: identity.external_id, lastExternalId: m.external_id },
     );
     if (r.ok === 'unsupported' || r.ok === true) {
@@ -191,14 +197,18 @@ export class OutboundService {
       }
     }
     const replyTo = m.metadata ? (JSON.parse(m.metadata) as { reply_to?: string }).reply_to : undefined;
-    const replyExternal = replyTo ? (await this.db.selectFrom('messages').select('external_id').where('id', '=', replyTo).executeTakeFirst())?.external_id ?? undefined : undefined;
+    const replied = replyTo ? await this.db.selectFrom('messages').select(['external_id', 'metadata']).where('id', '=', replyTo).executeTakeFirst() : undefined;
+    // Codechat v1 quotes by its own row id (kept as platform_ref); the others by the platform's id.
+    const replyExternal = (inbox.platform === 'codechat' ? platformRef(replied?.metadata ?? null) : replied?.external_id) ?? undefined;
     const ctx: SendContext = { base: platform.base(this.apis), credentials: this.inboxes.credentials(inbox), timeoutMs: this.apis.timeoutMs, signal };
     const r =
       m.attachment_count > 0
         ? await this.#sendWithFiles(m, inbox.platform, ctx, identity.external_id, replyExternal)
         : await platform.send(ctx, { to: identity.external_id, text: m.body, ...(replyExternal ? { replyToExternalId: replyExternal } : {}) });
     if (r.ok) {
-      await this.db.updateTable('messages').set({ external_id: r.externalId }).where('id', '=', m.id).execute();
+      const current = r.ref ? await this.db.selectFrom('messages').select('metadata').where('id', '=', m.id).executeTakeFirst() : undefined;
+      const withRef = r.ref ? { metadata: JSON.stringify({ ...(current?.metadata ? (JSON.parse(current.metadata) as Record<string, unknown>) : {}), platform_ref: r.ref }) } : {};
+      await this.db.updateTable('messages').set({ external_id: r.externalId, ...withRef }).where('id', '=', m.id).execute();
       await this.messages.applyPlatformChange({ ...m, external_id: r.externalId }, { deliveryStatus: 'sent', deliveryError: null });
       this.#metric.inc({ platform: inbox.platform, outcome: 'sent' });
       return { ok: true };
@@ -220,6 +230,7 @@ export class OutboundService {
     const files = (await this.files.attachmentsOf(m.org_id, [m.id])).get(m.id) ?? [];
     const metadata = m.metadata ? (JSON.parse(m.metadata) as Record<string, unknown>) : {};
     const done = Array.isArray(metadata.platform_parts) ? (metadata.platform_parts as string[]) : [];
+    let firstRef = typeof metadata.platform_ref === 'string' ? metadata.platform_ref : undefined;
     const firstKind = files[0] ? mediaKindOf(files[0].content_type) : 'document';
     const text = m.body.trim() === '' ? undefined : m.body;
     const captioned = text !== undefined && files.length > 0 && platform.caption(firstKind === 'audio' ? 'voice' : firstKind);
@@ -230,9 +241,10 @@ export class OutboundService {
       const r = await parts[i]!(i === 0 ? replyTo : undefined);
       if (!r.ok) return r;
       done.push(r.externalId);
-      await this.db.updateTable('messages').set({ metadata: JSON.stringify({ ...metadata, platform_parts: done }) }).where('id', '=', m.id).execute();
+      if (i === 0 && r.ref) firstRef = r.ref;
+      await this.db.updateTable('messages').set({ metadata: JSON.stringify({ ...metadata, platform_parts: done, ...(firstRef ? { platform_ref: firstRef } : {}) }) }).where('id', '=', m.id).execute();
     }
-    return done[0] ? { ok: true, externalId: done[0] } : { ok: false, retryable: false, error: 'nothing to send' };
+    return done[0] ? { ok: true, externalId: done[0], ...(firstRef ? { ref: firstRef } : {}) } : { ok: false, retryable: false, error: 'nothing to send' };
   }
 
   /** One file out; audio is transcoded to the platform's voice-note format first, or sent as it is when that fails. */

@@ -11,7 +11,8 @@ export interface SendRequest {
   replyToExternalId?: string;
 }
 
-export type SendResult = { ok: true; externalId: string } | { ok: false; retryable: boolean; code?: string | number; error: string };
+/** `ref`: the platform's own handle of the new message when it is not the external id (Codechat v1's row id). */
+export type SendResult = { ok: true; externalId: string; ref?: string } | { ok: false; retryable: boolean; code?: string | number; error: string };
 
 export interface SendContext {
   base: string;
@@ -123,7 +124,13 @@ export const sendCodechat: Sender = async (ctx, req) => {
     ctx,
     { apikey: key },
   );
-  const id = 'json' in r ? ((r.json.key as { id?: string } | undefined)?.id ?? (r.json.keyId as string | undefined)) : undefined;
-  if ('status' in r && r.status < 300 && id) return { ok: true, externalId: id };
-  return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
+  return codechatAnswer(r);
 };
+
+/** A Codechat v1 send's answer: the stored message row (`keyId`, and its own row `id`). */
+export function codechatAnswer(r: JsonAnswer): SendResult {
+  const id = 'json' in r ? ((r.json.key as { id?: string } | undefined)?.id ?? (r.json.keyId as string | undefined)) : undefined;
+  const row = 'json' in r ? r.json.id : undefined;
+  if ('status' in r && r.status < 300 && id) return { ok: true, externalId: id, ...(typeof row === 'number' || (typeof row === 'string' && /^\d+$/.test(row)) ? { ref: String(row) } : {}) };
+  return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
+}

@@ -9,7 +9,7 @@ export type Signal =
   | { kind: 'reaction'; to: string; targetExternalId: string; emoji: string | null }
   | { kind: 'read'; to: string; lastExternalId: string }
   /** One of OUR messages deleted (by an agent in Parley or in a Chatwoot mirror): deleted for everyone where the platform can. */
-  | { kind: 'delete'; to: string; targetExternalId: string };
+  | { kind: 'delete'; to: string; targetExternalId: string; targetRef?: string };
 
 export type SignalResult = SendResult | { ok: 'unsupported' };
 
@@ -68,9 +68,9 @@ async function gatewaySignal(platform: 'evolution' | 'codechat', ctx: SendContex
 
 /**
  * Deleting one of our messages for everyone: Telegram `deleteMessage` (within its 48-hour limit),
- * Evolution `DELETE /chat/deleteMessageForEveryone/{instance}` `{id, remoteJid, fromMe: true}`.
- * WhatsApp Cloud has no such call, Codechat v1 wants its own row id (which Parley does not keep),
- * Instagram / Messenger none for pages: unsupported there.
+ * Evolution `DELETE /chat/deleteMessageForEveryone/{instance}` `{id, remoteJid, fromMe: true}`,
+ * Codechat v1 the same route with `{id: <its own row id>}` (kept from its send's answer as
+ * `targetRef`). WhatsApp Cloud has no such call, Instagram / Messenger none for pages: unsupported.
  */
 async function deleteSignal(platform: string, ctx: SendContext, s: Extract<Signal, { kind: 'delete' }>): Promise<SignalResult> {
   if (platform === 'telegram') {
@@ -85,6 +85,13 @@ async function deleteSignal(platform: string, ctx: SendContext, s: Extract<Signa
     const { base_url: base, instance, api_key: key } = ctx.credentials;
     if (!base || !instance || !key) return { ok: false, retryable: false, error: 'the inbox has no base_url / instance / api_key' };
     const r = await sendJson('DELETE', `${base.replace(/\/$/, '')}/chat/deleteMessageForEveryone/${encodeURIComponent(instance)}`, { id: s.targetExternalId, remoteJid: toJid(s.to), fromMe: true }, ctx, { apikey: key });
+    if ('status' in r && r.status < 300) return { ok: true, externalId: '' };
+    return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
+  }
+  if (platform === 'codechat' && s.targetRef) {
+    const { base_url: base, instance, api_key: key } = ctx.credentials;
+    if (!base || !instance || !key) return { ok: false, retryable: false, error: 'the inbox has no base_url / instance / api_key' };
+    const r = await sendJson('DELETE', `${base.replace(/\/$/, '')}/chat/deleteMessageForEveryone/${encodeURIComponent(instance)}`, { id: s.targetRef }, ctx, { apikey: key });
     if ('status' in r && r.status < 300) return { ok: true, externalId: '' };
     return failure(r, undefined, 'json' in r ? (r.json.message ?? r.json.error) : undefined);
   }

@@ -224,6 +224,34 @@ for (const dialect of testDialects()) {
       }
     });
 
+    it('the customer edits and deletes on WhatsApp: Chatwoot shows the edit and loses the message; an undecodable voice note goes as it is, with a warning', async () => {
+      const r = await relay(dialect, 'evolution');
+      try {
+        const from = '5511987654321';
+        const { id } = await r.gw.deliverInbound({ from, text: 'versão um' });
+        const original = await waitFor(() => Promise.resolve(incoming(r.cw)[0]));
+        const protocol = (node: Record<string, unknown>) => {
+          const body = r.gw.inboundBody({ from, text: 'x' }) as { data: Record<string, unknown> };
+          body.data.message = { protocolMessage: { key: { remoteJid: `${from}@s.whatsapp.net`, fromMe: false, id }, ...node } };
+          body.data.messageType = 'protocolMessage';
+          return fetch(r.gw.webhookUrl!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        };
+        assert.equal((await protocol({ type: 'MESSAGE_EDIT', editedMessage: { conversation: 'versão dois' } })).status, 200);
+        const edit = await waitFor(() => Promise.resolve(incoming(r.cw).find((m) => m.content === '✏️ versão dois')));
+        assert.equal(edit.content_attributes.in_reply_to, original.id);
+        assert.equal((await protocol({ type: 'REVOKE' })).status, 200);
+        await waitFor(() => Promise.resolve(r.cw.messages().find((m) => m.id === original.id)?.deleted === true));
+        // An OGG/Opus voice note cut after its first page: sniffed as audio, but ffmpeg finds no audio in it.
+        const broken = tone('ogg').subarray(0, 60);
+        await r.gw.deliverInbound({ from, audio: broken, ptt: true, media: 'base64' });
+        const voice = await waitFor(() => Promise.resolve(incoming(r.cw).find((m) => m.attachments.length > 0)));
+        assert.ok(voice.attachments[0]!.bytes.equals(broken), 'the original is delivered');
+        assert.ok(r.t.logs.some((l) => l.includes('voice note transcoding to MP3 failed')), 'and the failure logged');
+      } finally {
+        await r.close();
+      }
+    });
+
     it('no loop when the gateway’s echo overtakes the answer to our send', async () => {
       const r = await relay(dialect, 'evolution');
       try {
@@ -300,6 +328,9 @@ for (const dialect of testDialects()) {
         await waitFor(() => Promise.resolve(incoming(r.cw).length === 3));
         await settled(r.t);
         assert.deepEqual(incoming(r.cw).map((m: CwMessage) => m.content), ['um', 'dois', 'três']);
+        const metrics = await r.t.app.metrics.registry.metrics();
+        assert.match(metrics, /chat_relay_total\{direction="to_chatwoot",outcome="retry"\} [1-9]/, 'the failures are in the metrics');
+        assert.match(metrics, /chat_relay_total\{direction="to_chatwoot",outcome="mirrored"\} [3-9]/);
         assert.equal(r.cw.conversations.length, 1);
         assert.equal(r.cw.contacts.length, 1);
       } finally {
@@ -360,6 +391,7 @@ for (const dialect of testDialects()) {
         const events = await call(r.t.app, 'GET', `/api/v1/webhook-events?inbox_id=${r.sessionId}`, { token: r.admin.token });
         const ev = events.data.data.find((e: { platform: string; status: string }) => e.platform === 'chatwoot' && e.status === 'failed');
         assert.match(ev?.error ?? '', /phone\.invalid/, 'the failure is in the API');
+        assert.match(await r.t.app.metrics.registry.metrics(), /chat_relay_total\{direction="from_chatwoot",outcome="refused"\} 1/);
         assert.equal(r.gw.sends.filter((s) => s.kind === 'text').length, 0);
       } finally {
         await r.close();

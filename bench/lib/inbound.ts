@@ -8,19 +8,18 @@
  * Goal (issue): SQLite ≥ 0.35× bare with ack p99 ≤ 10 ms, and every accepted message stored once.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
-import { findPgBinDir, startPgServer } from '../../test/helpers/pg-server.ts';
 import type { Benchmark, BenchContext, BenchOutcome } from './benchmark.ts';
 import { BARE_DELIVERIES, deliveryBody, HEADER, PG_DATABASE, type Probe, pgProbe, signature, sqliteProbe, WRK_SHOWN, writeDeliveries } from './inbound-data.ts';
 import { type Engine, type Measured, report, type Run, type Target } from './inbound-report.ts';
 import { parseWrk } from './load.ts';
+import { startPostgres } from './postgres.ts';
 import { codeVersion, cpuSnapshot, foreignCpuShare, loadAverage } from './machine.ts';
 import { baseEnv, HOST, login, npmStartArgs } from './parley.ts';
-import { freePort, makeTempDir, onCleanup, runCommand, type Service, startService, waitForHttp } from './proc.ts';
+import { freePort, makeTempDir, runCommand, type Service, startService, waitForHttp } from './proc.ts';
 
 const SCRIPT = fileURLToPath(new URL('../wrk-signed.lua', import.meta.url));
 /**
@@ -112,35 +111,6 @@ async function startSubject(ctx: BenchContext, engine: Engine, databaseUrl: stri
   return s;
 }
 
-/** A throwaway PostgreSQL server (test/helpers/pg-server.ts) with an empty database, or why there is none. */
-async function startPostgres(ctx: BenchContext): Promise<{ url: string; version: string } | { missing: string }> {
-  const binDir = findPgBinDir();
-  if (!binDir) return { missing: 'no PostgreSQL binaries (initdb, postgres, pg_ctl) found: not on PATH, not in /usr/lib/postgresql/*/bin, PARLEY_TEST_PG_BIN unset' };
-  ctx.log(`starting a throwaway PostgreSQL server from ${binDir}`);
-  const server = await startPgServer({ binDir });
-  onCleanup({
-    name: 'postgres',
-    run: () => server.stop(),
-    sync: () => {
-      try {
-        process.kill(Number.parseInt(readFileSync(join(server.dataDir, 'postmaster.pid'), 'utf8'), 10), 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-      rmSync(server.dataDir, { recursive: true, force: true });
-    },
-  });
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  try {
-    await admin.query(`create database ${PG_DATABASE}`);
-    const version = (await admin.query<{ v: string }>(`select current_setting('server_version') as v`)).rows[0]!.v;
-    return { url: server.url.replace(/\/postgres$/, `/${PG_DATABASE}`), version };
-  } finally {
-    await admin.end();
-  }
-}
-
 /** The bare Fastify POST route on the same path shape, answering 200 with Parley's JSON; checked. */
 async function startBare(ctx: BenchContext, dir: string, secret: string): Promise<{ bare: Service; url: string }> {
   const bodyFile = join(dir, 'inbound-answer.json');
@@ -188,7 +158,7 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const secret = randomBytes(24).toString('hex');
   const dir = makeTempDir('parley-bench-inbound-');
 
-  const postgres = await startPostgres(ctx);
+  const postgres = await startPostgres(ctx, PG_DATABASE);
   if ('missing' in postgres) ctx.log(`\n!!! PostgreSQL will NOT be measured: ${postgres.missing}\n`);
   const dbFile = join(dir, 'bench.db');
   const subjects: Subject[] = [await startSubject(ctx, 'sqlite', dbFile, dir, secret, async (id) => sqliteProbe(dbFile, id))];

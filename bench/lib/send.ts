@@ -6,19 +6,19 @@
  * PostgreSQL is reported beside it. After the load, the messages stored must cover every 2xx answer.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import Sqlite from 'better-sqlite3';
 import pg from 'pg';
-import { findPgBinDir, startPgServer } from '../../test/helpers/pg-server.ts';
 import { type Benchmark, type BenchContext, type BenchOutcome, fmtMs, fmtPct, fmtRps, median } from './benchmark.ts';
 import type { LoadOptions } from './load.ts';
+import { startPostgres } from './postgres.ts';
 import { codeVersion, cpuSnapshot, describeMachine, foreignCpuShare, loadAverage } from './machine.ts';
 import { type LoadRunRow, loadRunTable, table } from './markdown.ts';
 import { baseEnv, HOST, login, npmStartArgs } from './parley.ts';
-import { freePort, makeTempDir, onCleanup, type Service, startService, waitForHttp } from './proc.ts';
+import { freePort, makeTempDir, type Service, startService, waitForHttp } from './proc.ts';
 
 const GOAL = 0.45;
 const ROUTE = '/api/v1/channels/:id/messages';
@@ -135,35 +135,6 @@ function pgRows(url: string): (channelId: string) => Promise<number> {
   };
 }
 
-/** A throwaway PostgreSQL server (test/helpers/pg-server.ts) with an empty database, or why there is none. */
-async function startPostgres(ctx: BenchContext): Promise<{ url: string; version: string } | { missing: string }> {
-  const binDir = findPgBinDir();
-  if (!binDir) return { missing: 'no PostgreSQL binaries (initdb, postgres, pg_ctl) found: not on PATH, not in /usr/lib/postgresql/*/bin, PARLEY_TEST_PG_BIN unset' };
-  ctx.log(`starting a throwaway PostgreSQL server from ${binDir}`);
-  const server = await startPgServer({ binDir });
-  onCleanup({
-    name: 'postgres',
-    run: () => server.stop(),
-    sync: () => {
-      try {
-        process.kill(Number.parseInt(readFileSync(join(server.dataDir, 'postmaster.pid'), 'utf8'), 10), 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-      rmSync(server.dataDir, { recursive: true, force: true });
-    },
-  });
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  try {
-    await admin.query(`create database ${PG_DATABASE}`);
-    const version = (await admin.query<{ v: string }>(`select current_setting('server_version') as v`)).rows[0]!.v;
-    return { url: server.url.replace(/\/postgres$/, `/${PG_DATABASE}`), version };
-  } finally {
-    await admin.end();
-  }
-}
-
 /** Starts the bare server answering Parley's first answer with 201, and checks that it does (equal JSON). */
 async function startBare(ctx: BenchContext, sqlite: Subject, dir: string): Promise<{ bare: Service; url: string }> {
   const bodyFile = join(dir, 'send-answer.json');
@@ -220,7 +191,7 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const code = codeVersion(root);
   const loadBefore = loadAverage();
 
-  const postgres = await startPostgres(ctx);
+  const postgres = await startPostgres(ctx, PG_DATABASE);
   if ('missing' in postgres) ctx.log(`\n!!! PostgreSQL will NOT be measured: ${postgres.missing}\n`);
   const sqliteDir = makeTempDir('parley-bench-send-');
   const subjects: Subject[] = [await startSubject(ctx, 'sqlite', join(sqliteDir, 'bench.db'), sqliteDir, sqliteRows(join(sqliteDir, 'bench.db')))];

@@ -65,9 +65,11 @@ async function relay(dialect: DialectName, kind: GatewayKind, opts: { webhookSec
     base,
     cwHook,
     close: async () => {
-      await t.close();
+      // The fakes first: a webhook of theirs still arriving would hold Parley's keep-alive
+      // connection open, and the app's close would wait for it (Fastify's 72-s keep-alive).
       await gw.close();
       await cw.close();
+      await t.close();
     },
   };
 }

@@ -92,12 +92,18 @@ export interface FakeGateway {
   unregistered: Set<string>;
   /** Settable: every call answers 503 (a proxy's HTML page) while true. */
   down: boolean;
+  /** The next `n` send calls (`POST /message/send*`) are refused with `status` (default 503) in the product's error shape; see `refused`. */
+  failNext(n: number, status?: number): void;
+  /** Every send call refused by failNext, in order. */
+  refused: Array<{ route: string; body: Record<string, unknown>; status: number }>;
   /** The webhook body of an inbound message in this kind's envelope; the message (and its media) is kept for by-id fetches. */
   inboundBody(m: InboundSpec): Record<string, unknown>;
   /** inboundBody, POSTed to webhookUrl; the receiver's status and the message id. Throws when the POST itself fails. */
   deliverInbound(m: InboundSpec): Promise<{ status: number; id: string }>;
   /** A messages.update status event (SERVER_ACK | DELIVERY_ACK | READ | PLAYED | ERROR) for a message, POSTed to webhookUrl. */
   deliverStatus(id: string, remoteJid: string, status: string): Promise<number>;
+  /** The body deliverStatus posts. */
+  statusBody(id: string, remoteJid: string, status: string): Record<string, unknown>;
   /** Codechat: the database row id of a message (what quotedMessageId and deleteMessageForEveryone take). */
   rowIdOf(keyId: string): number | undefined;
   /** Resolves when every echo started so far has been delivered. */
@@ -246,6 +252,8 @@ class GatewayFake implements FakeGateway {
   echoEvents: FakeGateway['echoEvents'] = ['messages.upsert'];
   unregistered = new Set<string>();
   down = false;
+  refused: FakeGateway['refused'] = [];
+  #failing = { left: 0, status: 503 };
   readonly #server = createServer((req, res) => void this.#handle(req, res));
   readonly #pending = new Set<Promise<void>>();
   readonly #byId = new Map<string, Stored>();
@@ -306,14 +314,22 @@ class GatewayFake implements FakeGateway {
     return { status: await this.#postOrThrow('messages.upsert', body), id };
   }
 
+  failNext(n: number, status = 503): void {
+    this.#failing = { left: n, status };
+  }
+
   async deliverStatus(id: string, remoteJid: string, status: string): Promise<number> {
+    return this.#postOrThrow('messages.update', this.statusBody(id, remoteJid, status));
+  }
+
+  statusBody(id: string, remoteJid: string, status: string): Json {
     const jid = remoteJid.includes('@') ? remoteJid : `${remoteJid}@s.whatsapp.net`;
     const fromMe = this.#byId.get(id)?.fromMe ?? true;
     const data: Json =
       this.kind === 'codechat'
         ? { remoteJid: jid, id, fromMe, status, dateTime: new Date().toISOString(), instanceId: this.#instanceId }
         : { messageId: `cm${randomBytes(12).toString('hex')}`, keyId: id, remoteJid: jid, fromMe, status, instanceId: this.#instanceId };
-    return this.#postOrThrow('messages.update', this.#envelope('messages.update', data));
+    return this.#envelope('messages.update', data);
   }
 
   /** Codechat v1: `{event, instance{…}, data}`; Evolution: `{event, instance: name, data, destination, date_time, sender, server_url, apikey}`. */
@@ -542,6 +558,11 @@ class GatewayFake implements FakeGateway {
     }
     // Codechat's dataValidate merges the query into the body of GET / DELETE / PATCH requests.
     if (this.kind === 'codechat' && ['GET', 'DELETE', 'PATCH'].includes(method)) body = { ...body, ...Object.fromEntries(u.searchParams) };
+    if (this.#failing.left > 0 && method === 'POST' && m[1] === 'message' && m[2]?.startsWith('send')) {
+      this.#failing.left -= 1;
+      this.refused.push({ route: `POST /message/${m[2]}`, body, status: this.#failing.status });
+      throw this.#refuse(this.#failing.status, this.#failing.status === 503 ? 'Service Unavailable' : 'Internal Server Error', ['Connection Closed']);
+    }
     return handler(body, u.searchParams);
   }
 

@@ -213,6 +213,7 @@ export class InboundService {
 
   /** A delivery status of one of our messages: the highest rank wins; failed only before success. */
   async #status(inbox: InboxRow, s: NeutralStatus): Promise<'statuses' | 'orphans'> {
+    if (s.externalId === '*') return this.#watermark(inbox, s);
     const m = await this.messages.findInInbox(inbox.org_id, inbox.id, s.externalId);
     if (!m) return 'orphans';
     const current = m.delivery_status;
@@ -221,6 +222,31 @@ export class InboundService {
     await this.messages.applyPlatformChange(m, { deliveryStatus: s.status, deliveryError: s.error ? `${s.error.code ?? ''} ${s.error.message ?? ''}`.trim() : null });
     await this.db.transaction().execute((trx) => this.integrations.record(trx, inbox.org_id, 'chat.message.status', { conversation_id: m.conversation_id, message_id: m.id, status: s.status, at: s.at }));
     return 'statuses';
+  }
+
+  /**
+   * Messenger's `delivery` / `read` watermark (the Meta parser's status with externalId '*'): every
+   * message of ours to that person sent at or before `at` that the status moves on (the most
+   * recent 100), each as its own status. 'orphans' when it moved none.
+   */
+  async #watermark(inbox: InboxRow, s: NeutralStatus): Promise<'statuses' | 'orphans'> {
+    const below = Object.keys(RANK).filter((k) => k !== 'pending' && k !== 'queued' && (RANK[k] ?? 0) < (RANK[s.status] ?? 0));
+    if (!s.recipientId || below.length === 0) return 'orphans';
+    const ours = await this.db
+      .selectFrom('contact_identities as ci')
+      .innerJoin('conversations as c', (j) => j.onRef('c.contact_id', '=', 'ci.contact_id').on('c.inbox_id', '=', inbox.id))
+      .innerJoin('messages as m', 'm.conversation_id', 'c.id')
+      .select('m.external_id')
+      .where('ci.inbox_id', '=', inbox.id)
+      .where('ci.external_id', '=', s.recipientId)
+      .where('m.delivery_status', 'in', below)
+      .where('m.external_id', 'is not', null)
+      .where('m.created_at', '<=', s.at)
+      .orderBy('m.seq', 'desc')
+      .limit(100)
+      .execute();
+    for (const m of ours) await this.#status(inbox, { ...s, externalId: m.external_id! });
+    return ours.length > 0 ? 'statuses' : 'orphans';
   }
 
   /** Is one of our messages to this chat still waiting to be sent (its external id unknown)? */

@@ -8,13 +8,14 @@
  * Goal (issue): SQLite ≥ 0.35× bare with ack p99 ≤ 10 ms, and every accepted message stored once.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Benchmark, BenchContext, BenchOutcome } from './benchmark.ts';
 import { BARE_DELIVERIES, deliveryBody, HEADER, PG_DATABASE, type Probe, pgProbe, signature, sqliteProbe, WRK_SHOWN, writeDeliveries } from './inbound-data.ts';
 import { type Engine, type Measured, report, type Run, type Target } from './inbound-report.ts';
+import { formatSummary, summarizeProfile } from './cpuprofile.ts';
 import { parseWrk } from './load.ts';
 import { startPostgres } from './postgres.ts';
 import { codeVersion, cpuSnapshot, foreignCpuShare, loadAverage } from './machine.ts';
@@ -92,7 +93,9 @@ async function drain(s: Subject): Promise<{ backlog: number; drainMs: number }> 
 async function startSubject(ctx: BenchContext, engine: Engine, databaseUrl: string, dataDir: string, secret: string, probeOf: (inboxId: string) => Promise<Probe>): Promise<Subject> {
   const port = await freePort();
   ctx.log(`starting Parley on ${engine} on ${HOST}:${port}`);
-  const parley = startService(`parley (${engine})`, process.execPath, npmStartArgs(ctx.root), { cwd: ctx.root, env: { ...baseEnv(), ...parleyEnv(port, dataDir, databaseUrl) } });
+  // --cpu-prof: each Parley writes a V8 profile on exit, summarized at the end (the figures are then not written).
+  const profiling = ctx.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(ctx.resultsDir, `profile-${engine}`)}`] : [];
+  const parley = startService(`parley (${engine})`, process.execPath, [...profiling, ...npmStartArgs(ctx.root)], { cwd: ctx.root, env: { ...baseEnv(), ...parleyEnv(port, dataDir, databaseUrl) } });
   const base = `http://${HOST}:${port}`;
   await waitForHttp(parley, `${base}/health`, 120_000);
   const token = await login(base, 'admin');
@@ -151,7 +154,6 @@ async function wrk(url: string, file: string, connections: number, durationSec: 
 async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const { root, tool, protocol: p } = ctx;
   if (tool.name !== 'wrk') throw new Error('inbound needs wrk (each request a different signed delivery: bench/wrk-signed.lua); apt-get install wrk');
-  if (ctx.cpuProfile) ctx.log('inbound: --cpu-prof is not supported by this benchmark; measuring without it');
   const started = new Date();
   const code = codeVersion(root);
   const loadBefore = loadAverage();
@@ -213,6 +215,11 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const totals: Measured['totals'] = [];
   for (const s of subjects) {
     await s.parley.stop(); // everything was processed (drained); nothing in flight any more
+    if (ctx.cpuProfile) {
+      const dir = join(ctx.resultsDir, `profile-${s.engine}`);
+      const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+      if (file) ctx.log(`--- CPU profile of Parley on ${s.engine} ---\n${formatSummary(summarizeProfile(join(dir, file), root, 40))}`);
+    }
     totals.push({ engine: s.engine, ...(await s.probe.totals()) });
     await s.probe.close();
   }

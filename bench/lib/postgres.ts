@@ -11,6 +11,7 @@ import { onCleanup } from './proc.ts';
 
 /** A throwaway PostgreSQL server (test/helpers/pg-server.ts) with an empty database `database`, or why there is none. */
 export async function startPostgres(ctx: BenchContext, database: string): Promise<{ url: string; version: string } | { missing: string }> {
+  if (process.env.BENCH_SKIP_POSTGRES === '1') return { missing: 'skipped: BENCH_SKIP_POSTGRES=1' };
   const binDir = findPgBinDir();
   if (!binDir) return { missing: 'no PostgreSQL binaries (initdb, postgres, pg_ctl) found: not on PATH, not in /usr/lib/postgresql/*/bin, PARLEY_TEST_PG_BIN unset' };
   ctx.log(`starting a throwaway PostgreSQL server from ${binDir}`);

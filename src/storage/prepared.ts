@@ -32,3 +32,41 @@ export class PreparedQuery<A extends readonly unknown[], R> {
 
 /** A prefix real parameter values never have. */
 const MARK = '\u0000parley-param:';
+
+/**
+ * A multi-row INSERT prepared per row count (see PreparedQuery): `rows` are arrays of values in
+ * `columns` order, written in chunks of at most `chunk` rows. One statement for a batch instead of
+ * one per row: a group-committed batch of webhook acks spent ~16 µs per row in single-row inserts.
+ */
+export class PreparedInsert {
+  readonly #bySize = new Map<number, PreparedQuery<unknown[], never>>();
+
+  constructor(
+    private readonly table: string,
+    private readonly columns: readonly string[],
+    /** e.g. `(oc) => oc.column('idempotency_key').doNothing()` */
+    private readonly onConflict?: (oc: any) => any, // eslint-disable-line @typescript-eslint/no-explicit-any
+    private readonly chunk = 64,
+  ) {}
+
+  async execute(db: Kysely<any>, rows: ReadonlyArray<readonly unknown[]>): Promise<void> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    for (let at = 0; at < rows.length; at += this.chunk) {
+      const part = rows.slice(at, at + this.chunk);
+      await this.#query(part.length).execute(db, part.flat());
+    }
+  }
+
+  #query(n: number): PreparedQuery<unknown[], never> {
+    let q = this.#bySize.get(n);
+    if (!q) {
+      const { table, columns, onConflict } = this;
+      q = new PreparedQuery<unknown[], never>((db, param) => {
+        const values = Array.from({ length: n }, (_, r) => Object.fromEntries(columns.map((c, j) => [c, param(r * columns.length + j)])));
+        const insert = db.insertInto(table).values(values);
+        return onConflict ? insert.onConflict(onConflict) : insert;
+      });
+      this.#bySize.set(n, q);
+    }
+    return q;
+  }
+}

@@ -3,9 +3,10 @@ import { Counter, type Registry } from 'prom-client';
 import { requireAccess, type Principal } from '../../access/access.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
+import { TurnGate } from '../../platform/turns.ts';
 import { newId, newOrderedId } from '../../platform/ids.ts';
 import type { TxRunner } from '../../storage/group-commit.ts';
-import { PreparedQuery } from '../../storage/prepared.ts';
+import { PreparedInsert, PreparedQuery } from '../../storage/prepared.ts';
 import type { DB } from '../../storage/schema.ts';
 import type { ContactsService } from '../contacts/contacts.service.ts';
 import type { InboxRow } from '../inboxes/inboxes.repo.ts';
@@ -22,6 +23,24 @@ import { type Delivery, inboundConnector } from './registry.ts';
 
 /** Every delivery looks its inbox up (prepared: see storage/prepared.ts). */
 const INBOX_BY_ID = new PreparedQuery<[id: string], InboxRow>((db: Kysely<DB>, param) => db.selectFrom('inboxes').selectAll().where('id', '=', param(0)));
+
+/** How long a delivery's inbox row is reused (see #inbox), and how many are kept. */
+const INBOX_TTL_MS = 1000;
+const INBOX_CACHE_MAX = 10_000;
+
+/** The ack's insert (every delivery), several rows per statement when acks are batched. */
+const INSERT_EVENTS = new PreparedInsert('webhook_events', ['id', 'org_id', 'inbox_id', 'platform', 'body', 'status', 'summary', 'error', 'received_at', 'processed_at', 'order_key']);
+
+/** A delivery accepted, to be stored with its job. */
+interface Accepted {
+  id: string;
+  orgId: string;
+  inboxId: string;
+  platform: string;
+  body: string;
+  receivedAt: string;
+  orderKey: string;
+}
 
 /** The outbox target that processes stored deliveries. */
 export const INBOUND_TARGET = 'inbound';
@@ -73,6 +92,10 @@ function toStored(m: NeutralMessage): { type: string; body: string; metadata: Re
 export class InboundService {
   readonly #metrics: Counter<'platform' | 'outcome'>;
   readonly #order: ArrivalOrder;
+  readonly #turns = new TurnGate();
+  readonly #inboxCache = new Map<string, { row: InboxRow; at: number }>();
+  /** The deliveries waiting for the write that will store them (see #store). */
+  #batch: { rows: Accepted[]; done: Promise<void> } | null = null;
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -87,6 +110,7 @@ export class InboundService {
     private readonly writes: TxRunner | null = null,
   ) {
     this.#order = new ArrivalOrder(db);
+    inboxes.onChange((id) => this.#inboxCache.delete(id));
     this.#metrics = new Counter({ name: 'chat_webhooks_in_total', help: 'Platform webhook deliveries by outcome', labelNames: ['platform', 'outcome'] as const, registers: [registry] });
   }
 
@@ -115,12 +139,29 @@ export class InboundService {
     // Time-ordered: deliveries of one chat are processed in arrival order (ArrivalOrder).
     const id = newOrderedId();
     const orderKey = chatKey(platform, json);
-    const store = async (trx: Kysely<DB>) => {
-      await trx.insertInto('webhook_events').values({ id, org_id: inbox.org_id, inbox_id: inbox.id, platform, body: text, status: 'received', summary: null, error: null, received_at: isoNow(this.clock), processed_at: null, order_key: orderKey }).execute();
-      await this.#enqueue(trx, inbox.org_id, { inboxId: inbox.id, key: orderKey }, id, `inbound:${id}`);
-    };
-    await (this.writes ? this.writes.run(store) : this.db.transaction().execute(store));
+    await this.#store({ id, orgId: inbox.org_id, inboxId: inbox.id, platform, body: text, receivedAt: isoNow(this.clock), orderKey });
     return this.#answer(platform, 'accepted', 200, { received: true });
+  }
+
+  /**
+   * Stores an accepted delivery and its job. The deliveries accepted in one event-loop turn share
+   * one write (two multi-row INSERTs in one transaction, group-committed on SQLite): the first one
+   * opens the batch, the write takes whatever joined by the time it runs. Resolves once committed.
+   */
+  #store(a: Accepted): Promise<void> {
+    let batch = this.#batch;
+    if (!batch) {
+      const rows: Accepted[] = [];
+      const write = async (trx: Kysely<DB>) => {
+        if (this.#batch?.rows === rows) this.#batch = null; // sealed: later deliveries open the next batch
+        await INSERT_EVENTS.execute(trx, rows.map((r) => [r.id, r.orgId, r.inboxId, r.platform, r.body, 'received', null, null, r.receivedAt, null, r.orderKey]));
+        await this.integrations.enqueue(trx, rows.map((r) => this.#job(r.orgId, { inboxId: r.inboxId, key: r.orderKey }, r.id, `inbound:${r.id}`)));
+      };
+      batch = { rows, done: this.writes ? this.writes.run(write) : this.db.transaction().execute(write) };
+      this.#batch = batch;
+    }
+    batch.rows.push(a);
+    return batch.done;
   }
 
   /** Admins: the deliveries of the organization's inboxes, newest first. */
@@ -138,14 +179,14 @@ export class InboundService {
     if (!ev) throw new AppError('not_found', 'Webhook event not found');
     await this.db.transaction().execute(async (trx) => {
       await trx.updateTable('webhook_events').set({ status: 'received', error: null }).where('id', '=', id).execute();
-      await this.#enqueue(trx, ev.org_id, { inboxId: ev.inbox_id, key: ev.order_key }, id, `inbound:${id}:replay:${newId()}`);
+      await this.integrations.enqueue(trx, [this.#job(ev.org_id, { inboxId: ev.inbox_id, key: ev.order_key }, id, `inbound:${id}:replay:${newId()}`)]);
     });
   }
 
-  /** The outbox handler: one stored delivery, processed. Throws (→ retried) on a passing failure. */
   /** The outbox handler: one stored delivery (after the inbox's earlier ones, see ArrivalOrder). */
   async process(webhookEventId: string, order?: { inboxId: string; key: string }): Promise<DeliveryResult> {
-    return (await this.#order.run(webhookEventId, order, (id) => this.#processOne(id))) ?? { ok: true };
+    // One delivery per event-loop turn: acks (the requests platforms time out on) come first.
+    return (await this.#order.run(webhookEventId, order, async (id) => (await this.#turns.next(), this.#processOne(id)))) ?? { ok: true };
   }
 
   async #processOne(webhookEventId: string): Promise<DeliveryResult> {
@@ -264,13 +305,27 @@ export class InboundService {
     return r !== undefined;
   }
 
-  #enqueue(trx: Kysely<DB>, orgId: string, order: { inboxId: string; key: string }, id: string, key: string) {
-    return this.integrations.enqueue(trx, [{ orgId, target: INBOUND_TARGET, eventName: 'webhook.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id, inbox_id: order.inboxId, order_key: order.key }), idempotencyKey: key }]);
+  #job(orgId: string, order: { inboxId: string; key: string }, id: string, key: string) {
+    return { orgId, target: INBOUND_TARGET, eventName: 'webhook.inbound', eventId: id, payload: JSON.stringify({ webhook_event_id: id, inbox_id: order.inboxId, order_key: order.key }), idempotencyKey: key };
   }
 
+  /**
+   * The inbox of a delivery. Kept INBOX_TTL_MS (a busy inbox is read once per second, not per
+   * delivery; this process's own changes drop the entry at once, another node's apply within the
+   * TTL). An unknown id is not kept: a flood of made-up ids cannot grow the map.
+   */
   async #inbox(platform: string, inboxId: string): Promise<InboxRow | undefined> {
     if (!/^[0-9a-f-]{36}$/i.test(inboxId)) return undefined;
-    const [row] = await INBOX_BY_ID.execute(this.db, [inboxId]);
+    const now = performance.now();
+    const hit = this.#inboxCache.get(inboxId);
+    let row = hit && now - hit.at < INBOX_TTL_MS ? hit.row : undefined;
+    if (!row) {
+      [row] = await INBOX_BY_ID.execute(this.db, [inboxId]);
+      if (row) {
+        if (this.#inboxCache.size >= INBOX_CACHE_MAX) this.#inboxCache.delete(this.#inboxCache.keys().next().value!);
+        this.#inboxCache.set(inboxId, { row, at: now });
+      } else this.#inboxCache.delete(inboxId);
+    }
     return row && row.platform === platform ? row : undefined;
   }
 

@@ -69,6 +69,35 @@ for (const dialect of testDialects()) {
       await settled();
     });
 
+    it('a changed app secret applies to the next delivery (the inbox row kept for acks is dropped); a deleted inbox answers 404 at once', async () => {
+      const spare = (await call(t.app, 'POST', '/api/v1/inboxes', { token: admin.token, body: { name: 'WA-rotate', platform: 'whatsapp', credentials: { app_secret: 'old-secret', access_token: 'x' } } })).data as { id: string };
+      const body = fixture('whatsapp/status_read');
+      const post = (secret: string) => deliver('whatsapp', spare.id, body, { 'x-hub-signature-256': sign(body, secret) });
+      assert.equal((await post('old-secret')).statusCode, 200);
+      assert.equal((await call(t.app, 'PATCH', `/api/v1/inboxes/${spare.id}`, { token: admin.token, body: { credentials: { app_secret: 'new-secret', access_token: 'x' } } })).statusCode, 200);
+      assert.equal((await post('old-secret')).statusCode, 403, 'the old secret no longer passes');
+      assert.equal((await post('new-secret')).statusCode, 200);
+      assert.equal((await call(t.app, 'DELETE', `/api/v1/inboxes/${spare.id}`, { token: admin.token })).statusCode, 204);
+      assert.equal((await post('new-secret')).statusCode, 404);
+    });
+
+    it('deliveries acknowledged in the same turn are stored together, each once with its own job', async () => {
+      const own = (await call(t.app, 'POST', '/api/v1/inboxes', { token: admin.token, body: { name: 'WA-batch', platform: 'whatsapp', credentials: { app_secret: APP_SECRET, access_token: 'x' } } })).data as { id: string };
+      const bodies = Array.from({ length: 150 }, (_, i) =>
+        JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'W', changes: [{ field: 'messages', value: { contacts: [{ profile: { name: `B${i}` }, wa_id: `55819900${String(i).padStart(5, '0')}` }], messages: [{ from: `55819900${String(i).padStart(5, '0')}`, id: `wamid.BATCH${i}`, timestamp: '1700000000', type: 'text', text: { body: `batch ${i}` } }] } }] }] }),
+      );
+      const answers = await Promise.all(bodies.map((b) => deliver('whatsapp', own.id, b, { 'x-hub-signature-256': sign(b) })));
+      assert.deepEqual(new Set(answers.map((a) => a.statusCode)), new Set([200]));
+      const events = await t.db.db.selectFrom('webhook_events').select('id').where('inbox_id', '=', own.id).execute();
+      assert.equal(events.length, 150);
+      const jobs = await t.db.db.selectFrom('outbox').select('event_id').where('target', '=', 'inbound').where('event_id', 'in', events.map((e) => e.id)).execute();
+      assert.equal(new Set(jobs.map((j) => j.event_id)).size, 150, 'one job per delivery');
+      await settled();
+      const stored = await t.db.db.selectFrom('messages').select('body').where('external_id', 'like', 'wamid.BATCH%').execute();
+      assert.equal(stored.length, 150);
+      assert.equal(new Set(stored.map((m) => m.body)).size, 150);
+    });
+
     it('a message lands as contact, conversation and message; the same delivery 10 times, concurrently, stores it once', async () => {
       const body = fixture('whatsapp/text');
       const answers = await Promise.all(Array.from({ length: 10 }, () => waDeliver(body)));

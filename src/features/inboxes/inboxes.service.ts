@@ -16,7 +16,13 @@ const nameTaken = (name: string | undefined) => () => new AppError('inbox.name_t
  * them up; credentials are sealed (AES-256-GCM) and never leave again — not in answers, not in logs.
  * Agents see the inboxes they belong to; super-agents and admins all of them.
  */
+/** Opened inbox credentials kept (see credentials()). */
+const OPENED_MAX = 1000;
+
 export class InboxesService {
+  readonly #opened = new Map<string, Readonly<Record<string, string>>>();
+  readonly #listeners: Array<(inboxId: string) => void> = [];
+
   constructor(
     private readonly repo: InboxesRepo,
     private readonly users: UsersService,
@@ -68,6 +74,7 @@ export class InboxesService {
     if (body.agent_capacity !== undefined) patch.agent_capacity = body.agent_capacity;
     if (body.reassign_offline !== undefined) patch.reassign_offline = body.reassign_offline ? 1 : 0;
     await mapUnique(() => this.repo.update(p.orgId, id, patch), nameTaken(body.name));
+    this.#changed(id);
     return this.#dto(p, { ...row, ...patch });
   }
 
@@ -75,6 +82,16 @@ export class InboxesService {
     requireAccess(p, 'inboxes.manage');
     await this.requireVisible(p, id);
     await this.repo.delete(p.orgId, id);
+    this.#changed(id);
+  }
+
+  /** `fn(inboxId)` after this process changed or deleted an inbox (caches of inbox rows listen). */
+  onChange(fn: (inboxId: string) => void): void {
+    this.#listeners.push(fn);
+  }
+
+  #changed(id: string): void {
+    for (const fn of this.#listeners) fn(id);
   }
 
   async members(p: Principal, id: string) {
@@ -118,7 +135,16 @@ export class InboxesService {
 
   /** The decrypted credentials (connectors only; never for an API answer). */
   credentials(row: InboxRow): Record<string, string> {
-    return row.credentials_enc ? (JSON.parse(this.secrets.open(row.credentials_enc)) as Record<string, string>) : {};
+    if (!row.credentials_enc) return {};
+    // Every webhook delivery needs its inbox's secret: opened once per sealed value (a new value —
+    // credentials changed, keys rotated — is another entry), not an AES-GCM open per request.
+    let open = this.#opened.get(row.credentials_enc);
+    if (!open) {
+      open = Object.freeze(JSON.parse(this.secrets.open(row.credentials_enc)) as Record<string, string>);
+      if (this.#opened.size >= OPENED_MAX) this.#opened.delete(this.#opened.keys().next().value!);
+      this.#opened.set(row.credentials_enc, open);
+    }
+    return open;
   }
 
   #dto(p: Principal, r: InboxRow): InboxDto {

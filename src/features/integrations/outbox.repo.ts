@@ -1,8 +1,13 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, OnConflictBuilder, Selectable } from 'kysely';
 import { dialectOf } from '../../storage/dialect.ts';
+import { PreparedInsert } from '../../storage/prepared.ts';
 import type { DB, OutboxTable } from '../../storage/schema.ts';
 
 export type OutboxRow = Selectable<OutboxTable>;
+
+const COLUMNS = ['id', 'org_id', 'target', 'endpoint_id', 'event_name', 'event_id', 'payload', 'idempotency_key', 'status', 'attempts', 'next_attempt_at', 'locked_until', 'last_error', 'response_status', 'created_at', 'delivered_at'] as const satisfies ReadonlyArray<keyof OutboxRow>;
+/** Every inbound delivery enqueues a row (in batches when acks are group-committed): prepared, see storage/prepared.ts. */
+const INSERT = new PreparedInsert('outbox', COLUMNS, (oc: OnConflictBuilder<DB, 'outbox'>) => oc.column('idempotency_key').doNothing());
 export type OutboxStatus = 'pending' | 'done' | 'failed';
 
 /** What the dispatcher writes back after one delivery attempt. */
@@ -41,7 +46,7 @@ export class OutboxRepo {
    */
   async enqueue(trx: Kysely<DB>, rows: OutboxRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await trx.insertInto('outbox').values(rows).onConflict((oc) => oc.column('idempotency_key').doNothing()).execute();
+    await INSERT.execute(trx, rows.map((row) => COLUMNS.map((c) => row[c])));
   }
 
   /**
@@ -76,11 +81,13 @@ export class OutboxRepo {
         .execute();
       return claimed.sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0));
     }
+    // By id alone: with `AND status = 'pending'` here too, SQLite's planner walked the status index
+    // over every pending row and tested each against the list — 3 ms per claim with 36,000 rows
+    // waiting (found by the inbound benchmark). The subquery already filtered, in this one statement.
     const rows = await this.db
       .updateTable('outbox')
       .set((eb) => ({ locked_until: lockUntil, attempts: eb('attempts', '+', 1) }))
       .where('id', 'in', due)
-      .where('status', '=', 'pending')
       .returningAll()
       .execute();
     return rows.sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0));

@@ -7,6 +7,9 @@ import { isPostgresUrl } from '../config/config.ts';
 import { tagDialect, type DialectName } from './dialect.ts';
 import { GroupCommit, transactionPerCall, type TxRunner } from './group-commit.ts';
 import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.ts';
+
+/** See the journal_size_limit pragma in createDb. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 import type { DB } from './schema.ts';
 
 export interface Database {
@@ -35,6 +38,8 @@ export interface CreateDbOptions {
    * commits (default 1000; 0 keeps SQLite's automatic checkpoints).
    */
   checkpointIntervalMs?: number;
+  /** WAL pages past which a checkpoint round ends with a held pass (default WAL_RESET_FRAMES; tests lower it). */
+  walResetFrames?: number;
   /** Problems of the background checkpointer (logged by the caller). */
   onCheckpointError?: (message: string) => void;
 }
@@ -114,7 +119,13 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
   let checkpointer: Checkpointer | undefined;
   if (url !== ':memory:' && interval > 0) {
     sqlite.pragma('wal_autocheckpoint = 0');
-    checkpointer = startCheckpointer(url, interval, options.onCheckpointError);
+    // A WAL that starts over is cut back to this size (without it the file keeps its largest size).
+    sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+    checkpointer = startCheckpointer(url, interval, options.onCheckpointError, {
+      // The last pass of a round runs while no statement can use the app's connection (see the checkpointer).
+      hold: (fn) => db.connection().execute(() => fn()),
+      ...(options.walResetFrames !== undefined ? { resetFrames: options.walResetFrames } : {}),
+    });
   }
   return {
     db,

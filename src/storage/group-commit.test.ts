@@ -117,4 +117,41 @@ describe('SQLite WAL checkpoints in a worker thread', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('keeps the WAL bounded under a steady stream of writes: it starts over and gives its space back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parley-ckpt-'));
+    const file = join(dir, 'steady.db');
+    // As the app opens it, with a lower threshold (production: WAL_RESET_FRAMES, 16 MiB) and a 1 MiB journal_size_limit.
+    const database = createDb(file, { checkpointIntervalMs: 50, walResetFrames: 500 });
+    await sql`pragma journal_size_limit = 1048576`.execute(database.db);
+    try {
+      await sql`create table rows (id integer primary key, data blob not null)`.execute(database.db);
+      let largest = 0;
+      // ~3 s of writes with no pause longer than one event-loop turn: 32 KB per commit, ~100 MB in all.
+      const end = Date.now() + 3000;
+      let n = 0;
+      while (Date.now() < end) {
+        await sql`insert into rows (data) values (randomblob(32768))`.execute(database.db);
+        n += 1;
+        if (n % 20 === 0) largest = Math.max(largest, statSync(`${file}-wal`).size);
+        await new Promise((r) => setImmediate(r));
+      }
+      const written = n * 32768;
+      assert.ok(written > 20_000_000, `wrote ${written} bytes`);
+      // Without the held pass the WAL held everything written (it never started over).
+      assert.ok(largest < written / 3, `the WAL peaked at ${largest} bytes for ${written} written`);
+      // Writes stop: the next pass copies the rest, the next write starts the WAL over and cuts the
+      // file back to journal_size_limit.
+      await new Promise((r) => setTimeout(r, 200));
+      await sql`insert into rows (data) values (randomblob(32768))`.execute(database.db);
+      n += 1;
+      const after = statSync(`${file}-wal`).size;
+      assert.ok(after <= 1048576 + 65536, `the WAL file is back to ${after} bytes`);
+      const count = await sql<{ n: number }>`select count(*) as n from rows`.execute(database.db);
+      assert.equal(Number(count.rows[0]!.n), n, 'nothing lost');
+    } finally {
+      await database.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

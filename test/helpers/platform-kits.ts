@@ -33,6 +33,12 @@ export interface KitCapabilities {
    * gateways (an ordinary WhatsApp account) have none.
    */
   window24h: boolean;
+  /**
+   * A `read` names one message but covers every earlier one of the chat: Instagram's `read.mid`
+   * (§3) and Messenger's `read.watermark` (§4). WhatsApp Cloud and the gateways report each
+   * message read on its own.
+   */
+  readCoversEarlier: boolean;
 }
 
 export interface KitInbox {
@@ -125,7 +131,7 @@ const textSends = (api: FakePlatform, pick: (c: PlatformCall) => { to: unknown; 
 
 const whatsapp: PlatformKit = {
   platform: 'whatsapp',
-  capabilities: { statuses: ['delivered', 'read'], echoes: true, window24h: true },
+  capabilities: { statuses: ['delivered', 'read'], echoes: true, window24h: true, readCoversEarlier: false },
   async start(api) {
     const creds = FAKE_PLATFORM_CREDENTIALS.whatsapp;
     const display = '15550001111';
@@ -154,7 +160,7 @@ const whatsapp: PlatformKit = {
 
 const telegram: PlatformKit = {
   platform: 'telegram',
-  capabilities: { statuses: [], echoes: false, window24h: false },
+  capabilities: { statuses: [], echoes: false, window24h: false, readCoversEarlier: false },
   async start(api) {
     const token = FAKE_PLATFORM_CREDENTIALS.telegram.bot_token;
     let update = 810_000_000;
@@ -199,7 +205,7 @@ function metaKit(platform: 'instagram' | 'messenger'): PlatformKit {
   const ig = platform === 'instagram';
   return {
     platform,
-    capabilities: { statuses: ig ? ['read'] : ['delivered', 'read'], echoes: true, window24h: false },
+    capabilities: { statuses: ig ? ['read'] : ['delivered', 'read'], echoes: true, window24h: false, readCoversEarlier: true },
     async start(api) {
       const token = FAKE_PLATFORM_CREDENTIALS[platform].access_token;
       const business = ig ? '17841400000000001' : '105000000000001';
@@ -239,7 +245,7 @@ function gatewayKit(kind: GatewayKind): PlatformKit {
   const textOf = (b: J): string => String(kind === 'codechat' ? (b.textMessage as J | undefined)?.text : b.text);
   return {
     platform: kind,
-    capabilities: { statuses: ['delivered', 'read'], echoes: true, window24h: false },
+    capabilities: { statuses: ['delivered', 'read'], echoes: true, window24h: false, readCoversEarlier: false },
     async start() {
       const gw: FakeGateway = await startFakeGateway({ kind });
       // Echoes are posted by the suite (echoIn), through the same route as every other delivery.

@@ -272,6 +272,16 @@ for (const dialect of testDialects()) {
           assert.equal((await message(sent.id)).delivery_status, 'read');
         });
 
+        it('a read of our latest reply also reads the earlier ones', { skip: !caps.readCoversEarlier && `${kit.platform} reports each message read on its own (kit capability)` }, async () => {
+          const conversationId = await converse(11);
+          const first = await reply(conversationId, 'primeira');
+          const second = await reply(conversationId, 'segunda');
+          const ev = await deliver(k.statusIn(second.externalId!, k.contact(11), 'read'));
+          assert.ok(JSON.parse(ev.summary ?? '{}').statuses >= 1, String(ev.summary));
+          assert.equal((await message(second.id)).delivery_status, 'read');
+          assert.equal((await message(first.id)).delivery_status, 'read', 'the earlier reply is read too');
+        });
+
         it('the platform’s echo of our reply is not stored a second time', { skip: !caps.echoes && `${kit.platform} does not echo our sends (kit capability)` }, async () => {
           const conversationId = await converse(10);
           const sent = await reply(conversationId, 'eco de volta');

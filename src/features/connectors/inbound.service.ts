@@ -91,6 +91,7 @@ function toStored(m: NeutralMessage): { type: string; body: string; metadata: Re
  */
 export class InboundService {
   readonly #metrics: Counter<'platform' | 'outcome'>;
+  readonly #counters = new Map<string, { inc(): void }>();
   readonly #order: ArrivalOrder;
   readonly #turns = new TurnGate();
   readonly #inboxCache = new Map<string, { row: InboxRow; at: number }>();
@@ -257,6 +258,7 @@ export class InboundService {
     if (s.externalId === '*') return this.#watermark(inbox, s);
     const m = await this.messages.findInInbox(inbox.org_id, inbox.id, s.externalId);
     if (!m) return 'orphans';
+    if (s.andEarlier) await this.#earlier(inbox, m, s);
     const current = m.delivery_status;
     const better = s.status === 'failed' ? current === null || (RANK[current] ?? 0) <= 1 : (RANK[s.status] ?? 0) > (current === null || current === 'failed' ? -1 : (RANK[current] ?? 0));
     if (!better) return 'statuses';
@@ -288,6 +290,26 @@ export class InboundService {
       .execute();
     for (const m of ours) await this.#status(inbox, { ...s, externalId: m.external_id! });
     return ours.length > 0 ? 'statuses' : 'orphans';
+  }
+
+  /**
+   * Instagram's `read.mid`: the messages of ours before `m` in its conversation that the status
+   * moves on (the most recent 100), each as its own status (events included).
+   */
+  async #earlier(inbox: InboxRow, m: { conversation_id: string; seq: number }, s: NeutralStatus): Promise<void> {
+    const below = Object.keys(RANK).filter((k) => k !== 'pending' && k !== 'queued' && (RANK[k] ?? 0) < (RANK[s.status] ?? 0));
+    if (below.length === 0) return;
+    const earlier = await this.db
+      .selectFrom('messages')
+      .select('external_id')
+      .where('conversation_id', '=', m.conversation_id)
+      .where('seq', '<', m.seq)
+      .where('delivery_status', 'in', below)
+      .where('external_id', 'is not', null)
+      .orderBy('seq', 'desc')
+      .limit(100)
+      .execute();
+    for (const e of earlier) await this.#status(inbox, { ...s, externalId: e.external_id!, andEarlier: false });
   }
 
   /** Is one of our messages to this chat still waiting to be sent (its external id unknown)? */
@@ -330,7 +352,11 @@ export class InboundService {
   }
 
   #answer(platform: string, outcome: string, status: number, body: Record<string, unknown>) {
-    this.#metrics.inc({ platform, outcome });
+    // The labelled child, once per (platform, outcome): a labels object hashed per delivery cost more.
+    const key = `${platform}\u0000${outcome}`;
+    let counter = this.#counters.get(key);
+    if (!counter) this.#counters.set(key, (counter = this.#metrics.labels({ platform, outcome })));
+    counter.inc();
     return { status, body };
   }
 }

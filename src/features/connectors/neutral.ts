@@ -81,6 +81,8 @@ export interface NeutralStatus {
   status: 'queued' | 'sent' | 'delivered' | 'read' | 'played' | 'failed' | 'deleted';
   at: string;
   recipientId?: string;
+  /** The status also covers every earlier message of ours in that chat (Instagram's `read.mid`). */
+  andEarlier?: boolean;
   error?: { code?: string | number; message?: string };
   /** Set when the platform names the message only by its server's row id (Codechat Go `messages.update`); externalId is then ''. */ serverRowId?: string;
 }

@@ -42,7 +42,7 @@ describe('Meta webhooks → neutral (shared fixtures)', () => {
       cwfactory_messaging_seen: (body) => {
         assert.deepEqual(parseMetaWebhook(body, 'instagram'), {
           messages: [],
-          statuses: [{ externalId: 'message-id-1', status: 'read', at: '2021-09-08T06:34:04.000Z', recipientId: 'Sender-id-1' }],
+          statuses: [{ externalId: 'message-id-1', status: 'read', at: '2021-09-08T06:34:04.000Z', recipientId: 'Sender-id-1', andEarlier: true }],
         });
       },
       cwfactory_text: (body) => {

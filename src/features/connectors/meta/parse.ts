@@ -111,7 +111,9 @@ function parseStatuses(ctx: EventCtx): NeutralStatus[] {
   for (const [field, status] of [['read', 'read'], ['delivery', 'delivered']] as const) {
     if (ctx.ev[field] === undefined) continue;
     const s = obj(ctx.ev[field]);
-    const ids = [mid(s.mid), ...arr(s.mids).map(mid)].filter((x): x is string => x !== undefined);
+    const read = field === 'read' ? mid(s.mid) : undefined;
+    if (read !== undefined) out.push({ externalId: read, status, at: ctx.at, andEarlier: true, ...person });
+    const ids = [...(field === 'read' ? [] : [mid(s.mid)]), ...arr(s.mids).map(mid)].filter((x): x is string => x !== undefined);
     for (const externalId of ids) out.push({ externalId, status, at: ctx.at, ...person });
     if (s.watermark !== undefined) out.push({ externalId: '*', status, at: metaInstant(s.watermark), ...person });
   }

@@ -12,6 +12,7 @@
  *       BENCHMARKS.md is not written (profiling slows the server down)
  *   --duration <s> --rounds <n> --warmup <s>   other protocol (BENCHMARKS.md is then not written)
  *   --no-write                          do not touch BENCHMARKS.md
+ *   BENCH_SKIP_POSTGRES=1               the send and inbound benchmarks measure SQLite only
  *
  * Exit status: 0 when every benchmark measured (goal met or not), 1 when one failed (errors,
  * non-2xx answers, a server that would not start), 2 on bad arguments.

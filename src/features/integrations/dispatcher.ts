@@ -44,6 +44,10 @@ export interface DispatcherOptions {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** With rows due, a claim waits up to CLAIM_BATCH_WAIT_MS for this many free slots (see #run). */
+const CLAIM_BATCH = 4;
+const CLAIM_BATCH_WAIT_MS = 10;
+
 /** After rows were written, poll this often for a short while (their commit may be under way). */
 const SOON_POLL_MS = 20;
 const SOON_WINDOW_MS = 500;
@@ -73,6 +77,8 @@ export class OutboxDispatcher {
   #soonUntil = 0;
   /** The last claim filled every free slot: more rows may be due as soon as one frees. */
   #moreDue = false;
+  /** performance.now() until which the loop waits for CLAIM_BATCH free slots (0: not waiting). */
+  #batchUntil = 0;
 
   constructor(
     private readonly repo: OutboxRepo,
@@ -154,6 +160,18 @@ export class OutboxDispatcher {
   async #run(): Promise<void> {
     while (this.#running) {
       const free = this.#opts.concurrency - this.#inflight.size;
+      // A claim is a write (a commit): with rows due and attempts finishing one by one, wait briefly
+      // for a few free slots rather than claim one row per finished attempt.
+      const batch = Math.min(CLAIM_BATCH, this.#opts.concurrency);
+      if (this.#moreDue && free > 0 && free < batch && this.#inflight.size > 0) {
+        const now = performance.now();
+        if (this.#batchUntil === 0) this.#batchUntil = now + CLAIM_BATCH_WAIT_MS;
+        if (now < this.#batchUntil) {
+          await this.#sleep(this.#batchUntil - now);
+          continue;
+        }
+      }
+      this.#batchUntil = 0;
       this.#moreDue = false;
       if (free > 0) {
         try {
@@ -173,12 +191,13 @@ export class OutboxDispatcher {
     }
   }
 
-  #sleep(): Promise<void> {
+  #sleep(atMost?: number): Promise<void> {
     if (this.#kicked) {
       this.#kicked = false;
       return Promise.resolve();
     }
-    const ms = performance.now() < this.#soonUntil ? Math.min(SOON_POLL_MS, this.#opts.pollMs) : this.#opts.pollMs;
+    const poll = performance.now() < this.#soonUntil ? Math.min(SOON_POLL_MS, this.#opts.pollMs) : this.#opts.pollMs;
+    const ms = atMost === undefined ? poll : Math.min(poll, Math.max(1, atMost));
     return new Promise((resolve) => {
       const done = () => {
         if (this.#timer) clearTimeout(this.#timer);

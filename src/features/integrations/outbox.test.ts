@@ -194,6 +194,29 @@ for (const dialect of testDialects()) {
       }
     });
 
+    it('with a backlog and attempts finishing one by one, claims take several rows at a time (not one claim per finished row)', async () => {
+      const { dispatcher, repo } = newDispatcher(d, { concurrency: 8 });
+      let claims = 0;
+      const claim = repo.claim.bind(repo);
+      repo.claim = async (...args) => {
+        claims += 1;
+        return claim(...args);
+      };
+      const delivered: string[] = [];
+      // Attempts end one per event-loop turn, like inbound processing (TurnGate).
+      dispatcher.register('batch', { deliver: async (row) => (await new Promise((r) => setImmediate(r)), delivered.push(row.event_id), { ok: true }) });
+      const ids = Array.from({ length: 200 }, () => newId());
+      await d.db.transaction().execute((trx) => events.enqueue(trx, ids.map((eventId) => ({ orgId, target: 'batch', eventName: 'chat.test', eventId, payload: '{}', idempotencyKey: `${eventId}:batch` }))));
+      dispatcher.start();
+      try {
+        await until('all delivered', () => delivered.length === 200);
+        assert.deepEqual([...delivered].sort(), [...ids].sort());
+        assert.ok(claims <= 200 / 4 + 10, `${claims} claims for 200 rows`);
+      } finally {
+        await dispatcher.stop();
+      }
+    });
+
     it('a lease that ran out is fenced: the late result is dropped, the new claimer owns the row', async () => {
       const repo = new OutboxRepo(d.db);
       const eventId = newId();

@@ -16,6 +16,7 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buffer } from 'node:stream/consumers';
 
 export interface CwAttachment {
   id: number;
@@ -172,14 +173,8 @@ function fileTypeOf(contentType: string): CwAttachment['file_type'] {
   return 'file';
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
+/** The whole request body. */
+const readBody = (req: IncomingMessage): Promise<Buffer> => buffer(req);
 
 /** What RestClient says when a webhook POST fails (the external_error Chatwoot stores). */
 function failureText(err: unknown): string {

@@ -19,6 +19,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buffer } from 'node:stream/consumers';
 
 export type GatewayKind = 'codechat' | 'evolution';
 
@@ -211,14 +212,8 @@ function createJid(kind: GatewayKind, number: string): string {
   return n.includes('-') ? `${n}@g.us` : `${n}@s.whatsapp.net`;
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
+/** The whole request body. */
+const readBody = (req: IncomingMessage): Promise<Buffer> => buffer(req);
 
 /** ffmpeg's AAC-in-MP4 of an audio (Evolution's getBase64FromMediaMessage with convertToMp4). */
 function toMp4(input: Buffer): Promise<Buffer> {

@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buffer } from 'node:stream/consumers';
 
 export type FakePlatformName = 'whatsapp' | 'telegram' | 'meta';
 type Json = Record<string, unknown>;
@@ -66,14 +67,8 @@ interface Media {
 
 const META_TOKENS = new Set<string>([FAKE_PLATFORM_CREDENTIALS.instagram.access_token, FAKE_PLATFORM_CREDENTIALS.messenger.access_token]);
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
+/** The whole request body. */
+const readBody = (req: IncomingMessage): Promise<Buffer> => buffer(req);
 
 function parseJson(raw: Buffer): Json {
   try {

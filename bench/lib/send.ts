@@ -6,13 +6,14 @@
  * PostgreSQL is reported beside it. After the load, the messages stored must cover every 2xx answer.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import Sqlite from 'better-sqlite3';
 import pg from 'pg';
 import { type Benchmark, type BenchContext, type BenchOutcome, fmtMs, fmtPct, fmtRps, median } from './benchmark.ts';
+import { formatSummary, summarizeProfile } from './cpuprofile.ts';
 import type { LoadOptions } from './load.ts';
 import { startPostgres } from './postgres.ts';
 import { codeVersion, cpuSnapshot, describeMachine, foreignCpuShare, loadAverage } from './machine.ts';
@@ -97,7 +98,9 @@ const lastSeq = async (s: { base: string; token: string; channelId: string }): P
 async function startSubject(ctx: BenchContext, engine: Engine, databaseUrl: string, dataDir: string, count: (channelId: string) => Promise<number>): Promise<Subject> {
   const port = await freePort();
   ctx.log(`starting Parley on ${engine} on ${HOST}:${port}`);
-  const parley = startService(`parley (${engine})`, process.execPath, npmStartArgs(ctx.root), {
+  // --cpu-prof: each Parley writes a V8 profile on exit, summarized after its check (the figures are then not written).
+  const profiling = ctx.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(ctx.resultsDir, `profile-${engine}`)}`] : [];
+  const parley = startService(`parley (${engine})`, process.execPath, [...profiling, ...npmStartArgs(ctx.root)], {
     cwd: ctx.root,
     env: { ...baseEnv(), ...parleyEnv(port, dataDir, databaseUrl) },
   });
@@ -164,7 +167,7 @@ async function startBare(ctx: BenchContext, sqlite: Subject, dir: string): Promi
 }
 
 /** After the load: the stored messages (seq and rows) must cover every 2xx answer the load tool counted. */
-async function checkPersistence(s: Subject, runs: Run[], connections: number): Promise<Persistence> {
+async function checkPersistence(ctx: BenchContext, s: Subject, runs: Run[], connections: number): Promise<Persistence> {
   const mine = runs.filter((r) => r.target === s.engine);
   const ok2xx = mine.reduce((n, r) => n + r.result.requests - r.result.non2xx, 0);
   // At most one request per connection is still in flight when a run ends; more messages than that means duplicates.
@@ -172,6 +175,11 @@ async function checkPersistence(s: Subject, runs: Run[], connections: number): P
   const seq = await lastSeq(s);
   const page = JSON.parse(await call('GET', `${s.base}/api/v1/channels/${s.channelId}/messages?limit=1`, s.token, 200)) as { data: { seq: number; body: string }[] };
   await s.parley.stop(); // the row count is read with Parley stopped: nothing in flight any more
+  if (ctx.cpuProfile) {
+    const dir = join(ctx.resultsDir, `profile-${s.engine}`);
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (file) ctx.log(`--- CPU profile of Parley on ${s.engine} ---\n${formatSummary(summarizeProfile(join(dir, file), ctx.root, 40))}`);
+  }
   const rows = await s.countRows();
   const bySeq = seq - s.seqBefore;
   const byRows = rows - s.rowsBefore;
@@ -186,7 +194,6 @@ async function checkPersistence(s: Subject, runs: Run[], connections: number): P
 
 async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const { root, tool, protocol: p } = ctx;
-  if (ctx.cpuProfile) ctx.log('send: --cpu-prof is not supported by this benchmark; measuring without it');
   const started = new Date();
   const code = codeVersion(root);
   const loadBefore = loadAverage();
@@ -230,7 +237,7 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
   for (let i = 1; i <= p.rounds; i++) for (const t of targets) runs.push(await once(t, `round ${i}`, p.durationSec));
   await bare.stop();
   const persistence: Persistence[] = [];
-  for (const s of subjects) persistence.push(await checkPersistence(s, [...warmups, ...runs], p.connections));
+  for (const s of subjects) persistence.push(await checkPersistence(ctx, s, [...warmups, ...runs], p.connections));
   return report(ctx, { started, code, loadBefore, postgres, targets, warmups, runs, persistence });
 }
 

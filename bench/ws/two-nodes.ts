@@ -5,11 +5,10 @@
  * node minus the p99 of those on the posting node is the latency added by crossing nodes.
  * Goal (issue): added p99 across nodes ≤ 2 ms.
  */
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { findPgBinDir, startPgServer } from '../../test/helpers/pg-server.ts';
+import { findPgBinDir } from '../../test/helpers/pg-server.ts';
+import { startCleanedPgServer } from '../lib/postgres.ts';
 import { findRedisServerBin, startRedisServer } from '../../test/helpers/redis-server.ts';
 import { fmtMs, median } from '../lib/benchmark.ts';
 import { table } from '../lib/markdown.ts';
@@ -37,19 +36,7 @@ async function startBackends(ctx: WsContext): Promise<{ databaseUrl: string; red
   if (!binDir) throw new Error('PostgreSQL is not installed (no initdb/postgres found); install it, e.g. apt-get install postgresql');
   if (!findRedisServerBin()) throw new Error('redis-server is not installed; install it, e.g. apt-get install redis-server');
   ctx.log(`two-nodes: starting a throwaway PostgreSQL (${binDir}) and Redis`);
-  const pgServer = await startPgServer({ binDir });
-  onCleanup({
-    name: 'postgres',
-    run: () => pgServer.stop(),
-    sync: () => {
-      try {
-        process.kill(Number.parseInt(readFileSync(join(pgServer.dataDir, 'postmaster.pid'), 'utf8'), 10), 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-      rmSync(pgServer.dataDir, { recursive: true, force: true });
-    },
-  });
+  const pgServer = await startCleanedPgServer(binDir);
   const redis = await startRedisServer();
   onCleanup({ name: 'redis', run: () => redis.stop(), sync: () => undefined });
   const admin = new pg.Client({ connectionString: pgServer.url });

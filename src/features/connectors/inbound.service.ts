@@ -47,6 +47,9 @@ export const INBOUND_TARGET = 'inbound';
 
 const RANK: Record<string, number> = { pending: 0, queued: 0, sent: 1, delivered: 2, read: 3, played: 4 };
 
+/** The delivery statuses of sent messages that `status` moves on (read: sent and delivered). */
+const sentRanksBelow = (status: string): string[] => Object.keys(RANK).filter((k) => k !== 'pending' && k !== 'queued' && (RANK[k] ?? 0) < (RANK[status] ?? 0));
+
 /** The phone of a one-to-one WhatsApp chat id (`<digits>@s.whatsapp.net` or bare digits), else null. */
 function phoneOfChat(chatId: string): string | null {
   const m = /^(\d{8,15})(@s\.whatsapp\.net)?$/.exec(chatId);
@@ -273,7 +276,7 @@ export class InboundService {
    * recent 100), each as its own status. 'orphans' when it moved none.
    */
   async #watermark(inbox: InboxRow, s: NeutralStatus): Promise<'statuses' | 'orphans'> {
-    const below = Object.keys(RANK).filter((k) => k !== 'pending' && k !== 'queued' && (RANK[k] ?? 0) < (RANK[s.status] ?? 0));
+    const below = sentRanksBelow(s.status);
     if (!s.recipientId || below.length === 0) return 'orphans';
     const ours = await this.db
       .selectFrom('contact_identities as ci')
@@ -297,7 +300,7 @@ export class InboundService {
    * moves on (the most recent 100), each as its own status (events included).
    */
   async #earlier(inbox: InboxRow, m: { conversation_id: string; seq: number }, s: NeutralStatus): Promise<void> {
-    const below = Object.keys(RANK).filter((k) => k !== 'pending' && k !== 'queued' && (RANK[k] ?? 0) < (RANK[s.status] ?? 0));
+    const below = sentRanksBelow(s.status);
     if (below.length === 0) return;
     const earlier = await this.db
       .selectFrom('messages')

@@ -113,7 +113,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes, { checks });
   await app.register(inboundWebhookRoutes, { inbound: services.inbound });
   await app.register(chatwootWebhookRoutes, { chatwoot: services.chatwoot });
-  app.decorate('gateway', await registerRealtime(app, services, config.realtime, metrics.registry));
+  app.decorate('gateway', await registerRealtime(app, services, config.realtime, metrics.registry, config.trustProxy));
 
   await app.register(
     async (api) => {

@@ -64,6 +64,7 @@ export const ERROR_CODES = {
   'search.unsupported_filter': 400,
   'conflict': 409,
   'service.unavailable': 503,
+  'realtime.upgrade_required': 426,
   'internal': 500,
 } as const satisfies Record<string, number>;
 

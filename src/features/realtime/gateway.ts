@@ -1,9 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { checkAccess, type Principal } from '../../access/access.ts';
 import type { Invalidation } from '../../access/principal-cache.ts';
 import { INVALIDATION_TOPIC } from '../../access/principal-cache.ts';
 import type { EventBus } from '../../bus/event-bus.ts';
+import { SharedTopics } from '../../bus/shared-topics.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
@@ -71,7 +72,8 @@ interface Subscription extends FeedSubscriber {
 class Connection {
   readonly id = newId();
   readonly subs = new Map<string, Subscription>();
-  readonly unsubscribers: Array<() => Promise<void>> = [];
+  /** Counted in the node's personal and organization topics (see Gateway.#shared). */
+  joined = false;
   alive = true;
   idle = false;
   lastActivity: number;
@@ -124,7 +126,10 @@ class Connection {
  */
 export class Gateway {
   readonly connections = new Set<Connection>();
+  /** This node's connections per user and per organization: one bus subscription each, shared by them. */
   readonly #byUser = new Map<string, Set<Connection>>();
+  readonly #byOrg = new Map<string, Set<Connection>>();
+  readonly #shared: SharedTopics;
   readonly #feeds = new Map<string, { feed: ConversationFeed; unsubscribe: Promise<() => Promise<void>> }>();
   readonly #toFlush = new Set<Connection>();
   #flushScheduled = false;
@@ -132,7 +137,9 @@ export class Gateway {
   #unsubInvalidation: (() => Promise<void>) | undefined;
   readonly #typingSent = new Map<string, number>();
 
-  constructor(private readonly deps: GatewayDeps) {}
+  constructor(private readonly deps: GatewayDeps) {
+    this.#shared = new SharedTopics(deps.bus);
+  }
 
   get config(): GatewayConfig {
     return this.deps.config;
@@ -181,8 +188,9 @@ export class Gateway {
         return ws.close(CLOSE.tooMany, 'too many connections');
       }
     }
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const token = url.searchParams.get('token');
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const token = q === -1 ? null : new URLSearchParams(url.slice(q + 1)).get('token');
     const authorization = token ? `Bearer ${token}` : req.headers.authorization;
     const credentials: Credentials = { authorization, apiKey: header(req, 'x-api-key'), onBehalfOf: header(req, 'x-on-behalf-of') };
     // Frames sent before authentication completes are held by ws until we listen; nothing is lost.
@@ -200,21 +208,40 @@ export class Gateway {
     if (ws.readyState !== ws.OPEN) return;
     const conn = new Connection(ws, principal, credentials, this, this.deps.clock.now());
     this.connections.add(conn);
-    let set = this.#byUser.get(conn.userId);
-    if (!set) this.#byUser.set(conn.userId, (set = new Set()));
-    set.add(conn);
     this.metrics.connections.inc();
 
-    ws.on('message', (data, isBinary) => void this.#onMessage(conn, isBinary ? null : data.toString()));
-    ws.on('pong', () => {
-      conn.alive = true;
-    });
-    ws.on('close', () => void this.#cleanup(conn));
-    ws.on('error', () => ws.terminate());
+    // Listeners shared by every socket (no closures per connection): the socket carries its connection.
+    (ws as SocketWithConnection)[CONNECTION] = conn;
+    ws.on('message', onSocketMessage);
+    ws.on('pong', onSocketPong);
+    ws.on('close', onSocketClose);
+    ws.on('error', onSocketError);
     ws.resume?.();
 
-    conn.unsubscribers.push(await this.deps.bus.subscribe(topics.user(conn.userId), (frame) => this.#onPersonal(conn, frame)));
-    conn.unsubscribers.push(await this.deps.bus.subscribe(topics.org(principal.orgId), (frame) => conn.send(parseFrame(frame).json)));
+    const userId = conn.userId;
+    const orgId = principal.orgId;
+    const userTopic = topics.user(userId);
+    const orgTopic = topics.org(orgId);
+    const user = this.#shared.acquire(userTopic, (frame) => this.#toUser(userId, frame));
+    const org = this.#shared.acquire(orgTopic, (frame) => this.#toOrg(orgId, frame));
+    if (user || org) {
+      const [u, o] = await Promise.allSettled([user, org]);
+      if (u.status === 'rejected' || o.status === 'rejected') {
+        // Not served (the caller closes the socket): the subscription that was made is given back.
+        if (u.status === 'fulfilled') this.#shared.release(userTopic);
+        if (o.status === 'fulfilled') this.#shared.release(orgTopic);
+        throw u.status === 'rejected' ? u.reason : (o as PromiseRejectedResult).reason;
+      }
+    }
+    if (conn.closed) {
+      // Gone while the subscriptions were made: #cleanup could not count it out yet.
+      this.#shared.release(userTopic);
+      this.#shared.release(orgTopic);
+      return;
+    }
+    conn.joined = true;
+    addTo(this.#byUser, userId, conn);
+    addTo(this.#byOrg, orgId, conn);
     conn.send(envelope('hello', { connection_id: conn.id, user_id: conn.userId, heartbeat_ms: this.config.heartbeatMs }, this.#now()));
     await this.deps.presence.connected(principal, conn.id).catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'presence: connect failed'));
   }
@@ -224,13 +251,21 @@ export class Gateway {
     conn.closed = true;
     this.connections.delete(conn);
     this.#toFlush.delete(conn);
-    const set = this.#byUser.get(conn.userId);
-    set?.delete(conn);
-    if (set?.size === 0) this.#byUser.delete(conn.userId);
     this.metrics.connections.dec();
+    if (conn.joined) {
+      conn.joined = false;
+      removeFrom(this.#byUser, conn.userId, conn);
+      removeFrom(this.#byOrg, conn.principal.orgId, conn);
+      this.#shared.release(topics.user(conn.userId));
+      this.#shared.release(topics.org(conn.principal.orgId));
+    }
     for (const id of [...conn.subs.keys()]) this.#unsubscribe(conn, id);
-    for (const u of conn.unsubscribers.splice(0)) await u().catch(() => undefined);
     await this.deps.presence.disconnected(conn.principal, conn.id).catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'presence: disconnect failed'));
+  }
+
+  /** A socket closed (any reason). */
+  onClosed(conn: Connection): void {
+    void this.#cleanup(conn);
   }
 
   scheduleFlush(conn: Connection): void {
@@ -275,7 +310,7 @@ export class Gateway {
 
   // ------------------------------------------------------------------ client messages
 
-  async #onMessage(conn: Connection, text: string | null): Promise<void> {
+  async onMessage(conn: Connection, text: string | null): Promise<void> {
     const { max, windowMs } = this.config.messageLimit;
     if (max > 0) {
       const w = this.deps.limiter.hitNow ? this.deps.limiter.hitNow(`ws:msg:${conn.id}`, windowMs) : await this.deps.limiter.hit(`ws:msg:${conn.id}`, windowMs);
@@ -460,8 +495,21 @@ export class Gateway {
 
   // ------------------------------------------------------------------ personal topic, invalidations
 
-  #onPersonal(conn: Connection, frame: string): void {
+  #toUser(userId: string, frame: string): void {
+    const set = this.#byUser.get(userId);
+    if (!set) return;
     const { json } = parseFrame(frame);
+    for (const c of set) this.#onPersonal(c, json);
+  }
+
+  #toOrg(orgId: string, frame: string): void {
+    const set = this.#byOrg.get(orgId);
+    if (!set) return;
+    const { json } = parseFrame(frame);
+    for (const c of set) c.send(json);
+  }
+
+  #onPersonal(conn: Connection, json: string): void {
     // A direct or group message also comes on the personal topic: skip it when subscribed to the conversation.
     if (json.startsWith('{"type":"message",')) {
       const channel = /^\{"type":"message","channel_id":"([^"]+)"/.exec(json)?.[1];
@@ -514,6 +562,40 @@ export class Gateway {
   #now(): Date {
     return new Date(this.deps.clock.now());
   }
+}
+
+const CONNECTION = Symbol('parley.connection');
+type SocketWithConnection = WebSocket & { [CONNECTION]: Connection };
+
+function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const conn = (this as SocketWithConnection)[CONNECTION];
+  void conn.gateway.onMessage(conn, isBinary ? null : data.toString());
+}
+
+function onSocketPong(this: WebSocket): void {
+  (this as SocketWithConnection)[CONNECTION].alive = true;
+}
+
+function onSocketClose(this: WebSocket): void {
+  const conn = (this as SocketWithConnection)[CONNECTION];
+  conn.gateway.onClosed(conn);
+}
+
+function onSocketError(this: WebSocket): void {
+  this.terminate();
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -25,8 +25,16 @@ interface Conn {
   expiresAt: number;
 }
 
+/** One user's connections, with the count of active ones kept as they change (no walk per call). */
+interface UserConns {
+  conns: Map<string, Conn>;
+  active: number;
+  /** No connection expires before this (may be early after refreshes: then a walk corrects it). */
+  nextExpiry: number;
+}
+
 export class MemoryPresenceStore implements PresenceStore {
-  readonly #users = new Map<string, Map<string, Conn>>();
+  readonly #users = new Map<string, UserConns>();
 
   constructor(
     private readonly ttlMs: number,
@@ -34,28 +42,26 @@ export class MemoryPresenceStore implements PresenceStore {
   ) {}
 
   async connect(userId: string, connId: string): Promise<number> {
-    let conns = this.#users.get(userId);
-    if (!conns) this.#users.set(userId, (conns = new Map()));
-    conns.set(connId, { idle: false, expiresAt: this.now() + this.ttlMs });
+    this.#put(userId, connId, false);
     return this.#live(userId).connections;
   }
 
   async disconnect(userId: string, connId: string): Promise<number> {
-    this.#users.get(userId)?.delete(connId);
+    const u = this.#users.get(userId);
+    const c = u?.conns.get(connId);
+    if (u && c) {
+      u.conns.delete(connId);
+      if (!c.idle) u.active -= 1;
+    }
     return this.#live(userId).connections;
   }
 
   async setIdle(userId: string, connId: string, idle: boolean): Promise<void> {
-    const c = this.#users.get(userId)?.get(connId);
-    if (c) Object.assign(c, { idle, expiresAt: this.now() + this.ttlMs });
+    if (this.#users.get(userId)?.conns.has(connId)) this.#put(userId, connId, idle);
   }
 
   async refresh(entries: Array<{ userId: string; connId: string; idle: boolean }>): Promise<void> {
-    for (const e of entries) {
-      let conns = this.#users.get(e.userId);
-      if (!conns) this.#users.set(e.userId, (conns = new Map()));
-      conns.set(e.connId, { idle: e.idle, expiresAt: this.now() + this.ttlMs });
-    }
+    for (const e of entries) this.#put(e.userId, e.connId, e.idle);
   }
 
   async get(userIds: string[]): Promise<Map<string, { connections: number; active: number }>> {
@@ -66,17 +72,41 @@ export class MemoryPresenceStore implements PresenceStore {
     this.#users.clear();
   }
 
-  #live(userId: string): { connections: number; active: number } {
-    const conns = this.#users.get(userId);
-    if (!conns) return { connections: 0, active: 0 };
-    const now = this.now();
-    let active = 0;
-    for (const [id, c] of conns) {
-      if (c.expiresAt <= now) conns.delete(id);
-      else if (!c.idle) active += 1;
+  #put(userId: string, connId: string, idle: boolean): void {
+    let u = this.#users.get(userId);
+    if (!u) this.#users.set(userId, (u = { conns: new Map(), active: 0, nextExpiry: Infinity }));
+    const expiresAt = this.now() + this.ttlMs;
+    const c = u.conns.get(connId);
+    if (c) {
+      if (c.idle !== idle) u.active += idle ? -1 : 1;
+      c.idle = idle;
+      c.expiresAt = expiresAt;
+    } else {
+      u.conns.set(connId, { idle, expiresAt });
+      if (!idle) u.active += 1;
     }
-    if (conns.size === 0) this.#users.delete(userId);
-    return { connections: conns.size, active };
+    if (expiresAt < u.nextExpiry) u.nextExpiry = expiresAt;
+  }
+
+  #live(userId: string): { connections: number; active: number } {
+    const u = this.#users.get(userId);
+    if (!u) return { connections: 0, active: 0 };
+    const now = this.now();
+    if (u.nextExpiry <= now) {
+      let next = Infinity;
+      for (const [id, c] of u.conns) {
+        if (c.expiresAt <= now) {
+          u.conns.delete(id);
+          if (!c.idle) u.active -= 1;
+        } else if (c.expiresAt < next) next = c.expiresAt;
+      }
+      u.nextExpiry = next;
+    }
+    if (u.conns.size === 0) {
+      this.#users.delete(userId);
+      return { connections: 0, active: 0 };
+    }
+    return { connections: u.conns.size, active: u.active };
   }
 }
 

@@ -52,7 +52,8 @@ export class PresenceService {
 
   async #publishIfChanged(p: Principal): Promise<void> {
     const userId = p.userId!;
-    const status = (await this.statuses([{ id: userId, status: p.user?.status ?? 'online' }])).get(userId)!;
+    const live = (await this.store.get([userId])).get(userId) ?? { connections: 0, active: 0 };
+    const status = effective(p.user?.status ?? 'online', live);
     if (this.#published.get(userId) === status) return;
     if (status === 'offline') for (const h of this.#offline) h(p.orgId, userId);
     if (status === 'offline') this.#published.delete(userId);

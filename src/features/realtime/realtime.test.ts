@@ -206,6 +206,25 @@ for (const dialect of testDialects()) {
   });
 }
 
+describe('realtime: the /ws endpoint over plain HTTP', () => {
+  it('answers a GET without an upgrade with 426 and an error code, and an upgrade on another path with 404', async () => {
+    const t = await newTestApp({ env: { RATE_LIMIT_MAX: '0' } });
+    try {
+      const base = await listening(t);
+      const plain = await fetch(`${base}/ws`);
+      assert.equal(plain.status, 426);
+      assert.equal(((await plain.json()) as { error: { code: string } }).error.code, 'realtime.upgrade_required');
+      const elsewhere = await TestSocket.open(`${base.replace(/^http/, 'ws')}/api/v1/ws`).then(
+        () => 'opened',
+        (err: Error) => err.message,
+      );
+      assert.match(elsewhere, /404/);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('realtime: a client that does not read is cut off; the others keep receiving', () => {
   it('drops the slow consumer only', async () => {
     const t = await newTestApp({ env: { RATE_LIMIT_MAX: '0', WS_MAX_BUFFERED_BYTES: '65536' } });
@@ -276,6 +295,25 @@ describe('realtime: heartbeats, frame size, personal topic', () => {
       const second = await call(t.app, 'POST', `/api/v1/channels/${dmId}/messages`, { token: alice.token, body: { body: 'again' } });
       await b.next((f) => f.type === 'message' && f.payload.id === second.data.id);
       assert.deepEqual(await b.collect(200, (f) => f.type === 'message' && f.payload.id === second.data.id), [], 'one copy only');
+
+      // The personal topic is one bus subscription per user on this node, shared by the user's
+      // sockets: each gets the DM; closing one leaves the others served; closing all, then
+      // connecting again, subscribes afresh.
+      const b2 = await TestSocket.connect(base, bob.token);
+      const b3 = await TestSocket.connect(base, bob.token);
+      sockets.push(b2, b3);
+      const third = await call(t.app, 'POST', `/api/v1/channels/${dmId}/messages`, { token: alice.token, body: { body: 'to all of you' } });
+      for (const s of [b2, b3]) assert.equal((await s.next((f) => f.type === 'message')).payload.id, third.data.id);
+      await b2.close();
+      const fourth = await call(t.app, 'POST', `/api/v1/channels/${dmId}/messages`, { token: alice.token, body: { body: 'still there?' } });
+      assert.equal((await b3.next((f) => f.type === 'message' && f.payload.id === fourth.data.id)).payload.body, 'still there?');
+      await b3.close();
+      await b.close();
+      while ((await gauge()) !== 0) await new Promise((r) => setTimeout(r, 20));
+      const b4 = await TestSocket.connect(base, bob.token);
+      sockets.push(b4);
+      const fifth = await call(t.app, 'POST', `/api/v1/channels/${dmId}/messages`, { token: alice.token, body: { body: 'back again' } });
+      assert.equal((await b4.next((f) => f.type === 'message')).payload.id, fifth.data.id);
     } finally {
       for (const s of sockets) s.ws.terminate();
       await t.close();

@@ -51,11 +51,11 @@ export const SHOWN_ENV =
 export const newSecret = (): string => randomBytes(36).toString('base64url');
 
 /** Starts Parley exactly as `npm start` does (node flags and entry of package.json's start script). */
-export async function startParley(root: string, o: { name?: string; dataDir?: string; secret?: string; extraEnv?: Record<string, string> } = {}): Promise<Server> {
+export async function startParley(root: string, o: { name?: string; dataDir?: string; secret?: string; extraEnv?: Record<string, string>; nodeFlags?: string[] } = {}): Promise<Server> {
   const port = await freePort();
   const dataDir = o.dataDir ?? makeTempDir('parley-bench-ws-');
   const code = codeVersion(root);
-  const service = startService(o.name ?? 'parley', process.execPath, npmStartArgs(root), {
+  const service = startService(o.name ?? 'parley', process.execPath, [...(o.nodeFlags ?? []), ...npmStartArgs(root)], {
     cwd: root,
     env: { ...baseEnv(), ...parleyEnv(port, dataDir, o.secret ?? newSecret(), o.extraEnv) },
   });
@@ -65,10 +65,10 @@ export async function startParley(root: string, o: { name?: string; dataDir?: st
 }
 
 /** Starts the bare `ws` or the Socket.IO server with Parley's message as the template. */
-export async function startBaseline(root: string, target: 'bare' | 'socketio', templateFile: string): Promise<Server> {
+export async function startBaseline(root: string, target: 'bare' | 'socketio', templateFile: string, nodeFlags: string[] = []): Promise<Server> {
   const port = await freePort();
   const script = target === 'bare' ? 'bench/ws/bare-ws-server.ts' : 'bench/ws/socketio-server.ts';
-  const service = startService(target === 'bare' ? 'bare-ws-server' : 'socketio-server', process.execPath, ['--import', 'tsx', script], {
+  const service = startService(target === 'bare' ? 'bare-ws-server' : 'socketio-server', process.execPath, [...nodeFlags, '--import', 'tsx', script], {
     cwd: root,
     env: { ...baseEnv(), BENCH_WS_PORT: String(port), BENCH_WS_HOST: HOST, BENCH_WS_TEMPLATE_FILE: templateFile },
   });

@@ -68,10 +68,25 @@ interface Subscription extends FeedSubscriber {
   buffer: Array<{ json: string; seq: number | undefined; staffOnly: boolean }> | null;
 }
 
+const NO_SUBS: ReadonlyMap<string, Subscription> = new Map();
+
 /** One WebSocket connection. */
 class Connection {
   readonly id = newId();
-  readonly subs = new Map<string, Subscription>();
+  /** Conversations subscribed; made on the first subscribe (most sockets of a large fleet are idle). */
+  #subs: Map<string, Subscription> | null = null;
+
+  get subs(): ReadonlyMap<string, Subscription> {
+    return this.#subs ?? NO_SUBS;
+  }
+
+  setSub(conversationId: string, sub: Subscription): void {
+    (this.#subs ??= new Map()).set(conversationId, sub);
+  }
+
+  deleteSub(conversationId: string): void {
+    this.#subs?.delete(conversationId);
+  }
   /** Counted in the node's personal and organization topics (see Gateway.#shared). */
   joined = false;
   alive = true;
@@ -383,7 +398,7 @@ export class Gateway {
         else if (!staffOnly || sub.staff) conn.send(json);
       },
     };
-    conn.subs.set(conversationId, sub);
+    conn.setSub(conversationId, sub);
     feed.feed.subscribers.add(sub);
     let from: number;
     let replayed = 0;
@@ -426,7 +441,7 @@ export class Gateway {
   #unsubscribe(conn: Connection, conversationId: string): void {
     const sub = conn.subs.get(conversationId);
     if (!sub) return;
-    conn.subs.delete(conversationId);
+    conn.deleteSub(conversationId);
     const entry = this.#feeds.get(conversationId);
     if (!entry) return;
     entry.feed.subscribers.delete(sub);

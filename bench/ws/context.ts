@@ -56,12 +56,20 @@ export class SharedEnv {
     private readonly root: string,
     private readonly processes: number,
     private readonly log: (l: string) => void,
+    /** Node flags of the shared Parley (--cpu-prof). */
+    private readonly parleyFlags: string[] = [],
   ) {}
+
+  /** Stops the shared Parley (when started), e.g. so that it writes its CPU profile. */
+  async stopParley(): Promise<void> {
+    if (!this.#parley) return;
+    await (await this.#parley).server.service.stop();
+  }
 
   parley(): Promise<{ server: Server; fixture: Fixture }> {
     this.#parley ??= (async () => {
       this.log('starting Parley (SQLite) and registering the benchmark users');
-      const server = await startParley(this.root, { dataDir: this.dir });
+      const server = await startParley(this.root, { dataDir: this.dir, nodeFlags: this.parleyFlags });
       return { server, fixture: await setupFixture(server.base, this.dir) };
     })();
     return this.#parley;

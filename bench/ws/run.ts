@@ -10,10 +10,13 @@
  *   npm run bench:ws -- --quick fanout    small scale, short (development; BENCHMARKS.md not written)
  *   --rounds n --duration s --warmup s --clients n --idle n --processes n --window n   other protocol
  *   --no-write                            do not touch BENCHMARKS.md
+ *   --cpu-prof                            profile the shared Parley server (node --cpu-prof) and print its top
+ *                                         functions at the end; figures are then not written
  *
  * Exit status: 0 when every scenario measured (goal met or not), 1 when one failed, 2 on bad arguments.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { formatSummary, summarizeProfile } from '../lib/cpuprofile.ts';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchOutcome } from '../lib/benchmark.ts';
@@ -58,7 +61,7 @@ const REPORT = join(ROOT, 'BENCHMARKS.md');
 
 class UsageError extends Error {}
 
-function parseArgs(argv: string[]): { ids: string[]; opts: WsOptions; write: boolean; defaults: boolean } {
+function parseArgs(argv: string[]): { ids: string[]; opts: WsOptions; write: boolean; defaults: boolean; cpuProf: boolean } {
   const ids: string[] = [];
   let opts: WsOptions = { ...DEFAULTS };
   const custom: Partial<WsOptions> = {};
@@ -76,11 +79,13 @@ function parseArgs(argv: string[]): { ids: string[]; opts: WsOptions; write: boo
     '--window': 'window',
   };
   let quick = false;
+  let cpuProf = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--help' || a === '-h') throw new UsageError('');
     else if (a === '--quick') quick = true;
     else if (a === '--no-write') write = false;
+    else if (a === '--cpu-prof') cpuProf = true;
     else if (flags[a]) {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`${a}: expected an integer ≥ 1, got "${argv[i] ?? ''}"`);
@@ -91,12 +96,12 @@ function parseArgs(argv: string[]): { ids: string[]; opts: WsOptions; write: boo
   }
   opts = { ...opts, ...(quick ? QUICK : {}), ...custom };
   const defaults = !quick && Object.keys(custom).length === 0;
-  return { ids, opts, write: write && defaults, defaults };
+  return { ids, opts, write: write && defaults && !cpuProf, defaults, cpuProf };
 }
 
 const usage = () =>
   [
-    'usage: npm run bench:ws -- [scenarios...] [--quick] [--no-write] [--rounds n] [--duration s] [--warmup s] [--clients n] [--idle n]',
+    'usage: npm run bench:ws -- [scenarios...] [--quick] [--no-write] [--cpu-prof] [--rounds n] [--duration s] [--warmup s] [--clients n] [--idle n]',
     '                          [--connects n] [--small-connections n] [--small-rate n] [--processes n] [--window n]',
     '',
     'scenarios:',
@@ -124,7 +129,9 @@ async function main(): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const resultsDir = join(ROOT, 'bench', '.results', `${stamp}-ws`);
   mkdirSync(resultsDir, { recursive: true });
-  const ctx: WsContext = { root: ROOT, resultsDir, command, machine: m, opts: args.opts, defaults: args.defaults, log, env: new SharedEnv(ROOT, args.opts.processes, log) };
+  const profileDir = join(resultsDir, 'profile');
+  const parleyFlags = args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const ctx: WsContext = { root: ROOT, resultsDir, command, machine: m, opts: args.opts, defaults: args.defaults, log, env: new SharedEnv(ROOT, args.opts.processes, log, parleyFlags) };
   const selected = args.ids.length ? SCENARIOS.filter((s) => args.ids.includes(s.id)) : SCENARIOS;
   let failed = 0;
   for (const s of selected) {
@@ -145,6 +152,12 @@ async function main(): Promise<number> {
       writeWsSection(REPORT, s.id, outcome.markdown);
       log(`wrote its section of ${REPORT} (copy in ${resultsDir})`);
     } else log(`its section: ${join(resultsDir, `ws-${s.id}.md`)}`);
+  }
+  if (args.cpuProf) {
+    // The profile is written when the shared Parley exits.
+    await ctx.env.stopParley();
+    const file = existsSync(profileDir) ? readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+    log(file ? `\n--- CPU profile of the shared Parley ---\n${formatSummary(summarizeProfile(join(profileDir, file), ROOT, 40))}` : 'no CPU profile was written (did a scenario use the shared Parley?)');
   }
   return failed ? 1 : 0;
 }

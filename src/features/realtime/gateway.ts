@@ -188,8 +188,8 @@ export class Gateway {
 
   // ------------------------------------------------------------------ connections
 
-  /** A socket just upgraded: check origin, limits and credentials, then serve it. */
-  async accept(ws: WebSocket, req: IncomingMessage, ip: string): Promise<void> {
+  /** A socket just upgraded: check origin, limits and credentials, then serve it. `ip` is asked for only when the connect limit is on. */
+  async accept(ws: WebSocket, req: IncomingMessage, ip: () => string): Promise<void> {
     const origin = req.headers.origin;
     if (origin !== undefined && this.config.allowedOrigins !== '*' && !this.config.allowedOrigins.includes(origin)) {
       this.metrics.rejected.inc({ reason: 'origin' });
@@ -197,7 +197,7 @@ export class Gateway {
     }
     const { max, windowMs } = this.config.connectLimit;
     if (max > 0) {
-      const w = await this.deps.limiter.hit(`ws:connect:${ip}`, windowMs);
+      const w = await this.deps.limiter.hit(`ws:connect:${ip()}`, windowMs);
       if (w.count > max) {
         this.metrics.rejected.inc({ reason: 'rate_limited' });
         return ws.close(CLOSE.tooMany, 'too many connections');

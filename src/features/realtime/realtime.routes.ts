@@ -54,7 +54,7 @@ export async function registerRealtime(app: FastifyInstance, services: Services,
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       socket.removeListener('error', destroy);
-      gateway.accept(ws, req, clientIp(req)).catch((err: unknown) => {
+      gateway.accept(ws, req, () => clientIp(req)).catch((err: unknown) => {
         app.log.warn({ err: String(err) }, 'realtime: connection setup failed');
         ws.terminate();
       });

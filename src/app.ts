@@ -144,8 +144,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // The outbox dispatcher runs once the app is ready (listen, or ready() in tests) and stops first
   // on close, while the database is still open (OUTBOX_DISPATCHER=false: this process only writes).
   if (config.integrations.outbox.dispatcher) app.addHook('onReady', async () => services.dispatcher.start());
+  app.addHook('onReady', async () => services.ftsIndexer?.start());
   app.addHook('onClose', async () => {
     await services.dispatcher.stop();
+    await services.ftsIndexer?.stop();
     await services.limiter.close();
     await services.bus.close();
     await services.files.close();

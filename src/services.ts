@@ -42,6 +42,7 @@ import { OrganizationsRepo } from './features/organizations/organizations.repo.t
 import { OrganizationsService } from './features/organizations/organizations.service.ts';
 import { SearchRepo } from './features/search/search.repo.ts';
 import { SearchService } from './features/search/search.service.ts';
+import { FtsIndexer } from './features/search/fts-indexer.ts';
 import { UsersRepo } from './features/users/users.repo.ts';
 import { UsersService } from './features/users/users.service.ts';
 import { PrincipalCache } from './access/principal-cache.ts';
@@ -166,9 +167,11 @@ export function createServices(deps: ServiceDeps) {
     },
   });
   const readState = new ReadStateService(new ReadStateRepo(db), conversations, messages, clock, realtime);
-  const search = new SearchService(new SearchRepo(db), messages);
+  // SQLite: new messages reach the search index in batches (FtsIndexer); PostgreSQL indexes in the row.
+  const ftsIndexer = deps.database.dialect === 'sqlite' ? new FtsIndexer(db, deps.database.writes, { intervalMs: deps.config.searchIndexIntervalMs, onError: deps.onBackgroundError }) : null;
+  const search = new SearchService(new SearchRepo(db), messages, ftsIndexer);
 
-  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound, teams, outbound, mirrors, chatwoot };
+  return { clock, bus, limiter, principals, users, orgs, apiKeys, tokens, auth, authenticator, conversations, messages, readState, search, ftsIndexer, files, realtime, presence, secrets, integrations, dispatcher, webhooks, inboxes, contacts, support, inbound, teams, outbound, mirrors, chatwoot };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -243,6 +243,10 @@ function fill(file: string, log: (l: string) => void): Omit<Dataset, 'file' | 'g
       for (const c of channels) updateConv.run(c.lastSeq, c.lastAt, c.lastAt, c.id);
     })();
 
+    // New messages wait in messages_fts_pending for Parley's batch indexer: index them all here at once.
+    db.exec("insert into messages_fts(messages_fts) values ('rebuild')");
+    db.exec('delete from messages_fts_pending');
+
     // Words for the search benchmark: the most common word, one of middle rank, one of the tail.
     const count = db.prepare('select count(*) as n from messages_fts where messages_fts match ?');
     const stat = (word: string): WordStat => ({ word, messages: (count.get(`body:"${word}"`) as { n: number }).n });

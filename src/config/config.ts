@@ -81,6 +81,8 @@ export interface Config {
   sendLimit: { max: number; windowMs: number };
   /** History pages kept in memory per process, reused until their conversation changes (0 = none). */
   historyCachePages: number;
+  /** SQLite: how often new messages are moved into the search index (searches flush first anyway). */
+  searchIndexIntervalMs: number;
   realtime: RealtimeConfig;
   /** Keys for secrets at rest, the first encrypts (empty: derived from the JWT secret). */
   encryptionKeys: Array<{ id: string; key: string }>;
@@ -408,6 +410,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       windowMs: r.int(['SEND_RATE_LIMIT_WINDOW_MS'], 60_000, 1000, 86_400_000),
     },
     historyCachePages: r.int(['HISTORY_CACHE_PAGES'], 2000, 0, 1_000_000),
+    searchIndexIntervalMs: r.int(['SEARCH_INDEX_INTERVAL_MS'], 200, 10, 60_000),
     encryptionKeys,
     platformApis: {
       whatsapp: r.str(['WHATSAPP_API_BASE'], 'https://graph.facebook.com/v21.0').replace(/\/$/, ''),

@@ -11,6 +11,7 @@ import * as m0009 from './migrations/0009-inbound.ts';
 import * as m0010 from './migrations/0010-chatwoot-relay.ts';
 import * as m0011 from './migrations/0011-inbound-order.ts';
 import * as m0012 from './migrations/0012-partial-message-indexes.ts';
+import * as m0013 from './migrations/0013-fts-batches.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -29,6 +30,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0010-chatwoot-relay': m0010,
   '0011-inbound-order': m0011,
   '0012-partial-message-indexes': m0012,
+  '0013-fts-batches': m0013,
 };
 
 /** Every migration, in order (the tests check that all of them apply). */

@@ -4,6 +4,7 @@ import { AppError } from '../../platform/errors.ts';
 import { sha256Hex } from '../../platform/ids.ts';
 import type { MessagesService } from '../messages/messages.service.ts';
 import type { MessageDto } from '../messages/messages.schemas.ts';
+import type { FtsIndexer } from './fts-indexer.ts';
 import { parseSearchQuery } from './search.query.ts';
 import { SNIPPET_CLOSE, SNIPPET_OPEN, type SearchAfter, type SearchFloor, type SearchHitRow, type SearchRepo } from './search.repo.ts';
 import type { SearchHitDto, SearchPageDto, SearchQuery } from './search.schemas.ts';
@@ -59,6 +60,8 @@ export class SearchService {
   constructor(
     private readonly repo: SearchRepo,
     private readonly messages: MessagesService,
+    /** SQLite: new messages wait here for the index; flushed before each search (read your writes). */
+    private readonly indexer: FtsIndexer | null = null,
   ) {}
 
   async search(p: Principal, q: SearchQuery): Promise<SearchPageDto> {
@@ -67,6 +70,7 @@ export class SearchService {
     const limit = q.limit ?? 20;
     const after = q.cursor === undefined ? undefined : decodeAfter(q.cursor, q.q);
     const includePublic = checkAccess(p, 'channels.browse_public');
+    await this.indexer?.flush();
     const { hits, floor } = await this.repo.search({ orgId: p.orgId, userId, includePublic, ...parsed }, after, limit + 1);
     const page = hits.slice(0, limit);
     const last = page.at(-1);

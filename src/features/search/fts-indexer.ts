@@ -1,0 +1,70 @@
+import { type Kysely, sql } from 'kysely';
+import type { TxRunner } from '../../storage/group-commit.ts';
+import type { DB } from '../../storage/schema.ts';
+
+/**
+ * SQLite's full-text index is filled in batches, not inside each send (migration 0013). A new
+ * message's rowid goes into `messages_fts_pending` (an append to one small table); this indexer
+ * moves pending messages into `messages_fts` many at a time, so FTS5 writes one segment per batch
+ * instead of one per commit. Measured before: the index was 4.3 of a plain send's 13 WAL pages
+ * and ~17 µs of its ~65 µs of statements.
+ *
+ * Searches stay exact: SearchService flushes before every search, so a message is found by the
+ * next search as soon as its send has committed. The pending table is durable: what was not
+ * indexed before a crash is indexed after the restart. Edits and deletes of a pending message are
+ * left to the indexer (it reads the current body); of an indexed one, the triggers update the index.
+ */
+export class FtsIndexer {
+  #chain: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Kysely<DB>,
+    private readonly writes: TxRunner,
+    private readonly opts: { intervalMs: number; batch?: number; onError?: (err: unknown) => void },
+  ) {}
+
+  /** Flushes every `intervalMs` while the process runs. */
+  start(): void {
+    this.#timer ??= setInterval(() => void this.flush().catch((err: unknown) => this.opts.onError?.(err)), this.opts.intervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.flush();
+  }
+
+  /**
+   * Indexes everything pending when called (and what arrives meanwhile). Calls queue one behind
+   * the other, so each starts after it was made: a caller never returns on an older flush.
+   */
+  flush(): Promise<void> {
+    const run = this.#chain.then(() => this.#drain());
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      // Cheap check outside a write transaction: nothing pending is the common case of a search.
+      const any = await sql<{ one: number }>`select 1 as one from messages_fts_pending limit 1`.execute(this.db);
+      if (any.rows.length === 0) return;
+      const n = await this.writes.run((trx) => indexPending(trx, this.opts.batch ?? 2000));
+      if (n === 0) return;
+    }
+  }
+}
+
+/** Moves up to `limit` pending messages (lowest rowids first) into the FTS index; returns how many. */
+export async function indexPending(db: Kysely<DB>, limit: number): Promise<number> {
+  const r = await sql<{ hi: number | null; n: number }>`
+    select max(message_rowid) as hi, count(*) as n from (select message_rowid from messages_fts_pending order by message_rowid limit ${limit})`.execute(db);
+  const { hi, n } = r.rows[0] ?? { hi: null, n: 0 };
+  if (hi === null || !n) return 0;
+  await sql`insert into messages_fts(rowid, body, conversation_id)
+    select m.rowid, m.body, m.conversation_id from messages_fts_pending p join messages m on m.rowid = p.message_rowid where p.message_rowid <= ${hi}`.execute(db);
+  await sql`delete from messages_fts_pending where message_rowid <= ${hi}`.execute(db);
+  return Number(n);
+}

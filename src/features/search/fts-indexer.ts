@@ -46,21 +46,28 @@ export class FtsIndexer {
     return run;
   }
 
+  /**
+   * What is queued now, up to the newest rowid queued at the start: sends committed meanwhile wait
+   * for the next flush, so under load each flush is one batch of everything since the last one
+   * (draining "until empty" made a flush chase the sends in batches of a few dozen).
+   */
   async #drain(): Promise<void> {
-    for (;;) {
-      // Cheap check outside a write transaction: nothing pending is the common case of a search.
-      const any = await sql<{ one: number }>`select 1 as one from messages_fts_pending limit 1`.execute(this.db);
-      if (any.rows.length === 0) return;
-      const n = await this.writes.run((trx) => indexPending(trx, this.opts.batch ?? 2000));
-      if (n === 0) return;
-    }
+    // Outside a write transaction: nothing queued is the common case of a search.
+    const top = await sql<{ hi: number | null }>`select max(message_rowid) as hi from messages_fts_pending`.execute(this.db);
+    const upTo = top.rows[0]?.hi ?? null;
+    if (upTo === null) return;
+    while ((await this.writes.run((trx) => indexPending(trx, this.opts.batch ?? 2000, upTo))) > 0);
   }
 }
 
-/** Moves up to `limit` pending messages (lowest rowids first) into the FTS index; returns how many. */
-export async function indexPending(db: Kysely<DB>, limit: number): Promise<number> {
+/**
+ * Moves up to `limit` queued messages (lowest rowids first, none above `upTo`) into the FTS index;
+ * returns how many.
+ */
+export async function indexPending(db: Kysely<DB>, limit: number, upTo = Number.MAX_SAFE_INTEGER): Promise<number> {
   const r = await sql<{ hi: number | null; n: number }>`
-    select max(message_rowid) as hi, count(*) as n from (select message_rowid from messages_fts_pending order by message_rowid limit ${limit})`.execute(db);
+    select max(message_rowid) as hi, count(*) as n from (
+      select message_rowid from messages_fts_pending where message_rowid <= ${upTo} order by message_rowid limit ${limit})`.execute(db);
   const { hi, n } = r.rows[0] ?? { hi: null, n: 0 };
   if (hi === null || !n) return 0;
   await sql`insert into messages_fts(rowid, body, conversation_id)

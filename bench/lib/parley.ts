@@ -19,7 +19,7 @@ export function baseEnv(): Record<string, string> {
   return env;
 }
 
-/** The arguments after `node` in package.json's start script, e.g. `--max-semi-space-size=64 --import tsx src/main.ts`. */
+/** The arguments after `node` in package.json's start script, e.g. `--max-semi-space-size=32 --import tsx src/main.ts`. */
 export function npmStartArgs(root: string): string[] {
   const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '';
   const [cmd, ...args] = start.trim().split(/\s+/);

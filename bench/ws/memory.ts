@@ -7,7 +7,7 @@
  * Beside it, the live memory per connection: each server runs with its inspector on loopback,
  * and after each RSS reading the benchmark has it collect all garbage and report its heap in
  * use and external memory (bench/ws/inspector.ts). RSS growth also counts garbage and the young
- * generation growing to its configured size (64 MB semi-spaces for Parley's `npm start`, 16 MB
+ * generation growing to its configured size (32 MB semi-spaces for Parley's `npm start`, 16 MB
  * by default for the baselines); the live figure is what the connections themselves hold.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -128,7 +128,7 @@ ${facts(ctx, started, loadBefore, 'memory', runs.filter((r) => r.target === 'par
 - Protocol: per round and target a **fresh server process**; 100 connections opened and closed (warm-up: code loaded and compiled), full collections and the live reading (below), 2 s pause, RSS read; then ${o.idle.toLocaleString('en-US')} connections opened (200 at a time per load process), ${SETTLE_MS / 1000} s pause, RSS read again; (after − before) / connections. ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians.
 - Idle authenticated connection: Parley checks the access token at the handshake (the 5 benchmark users' tokens in turn), registers the connection (personal and organization topics, presence) and sends \`hello\`; no conversation subscribed. The baselines accept any non-empty token and send \`hello\` (Socket.IO: handshake with \`auth.token\`, middleware check, \`hello\` event).
 - Open files: server processes' soft limit ${[...new Set(runs.map((r) => r.openFiles))].join(', ')} (read from /proc/<pid>/limits; inherited, not raised), load processes' ${fleet.maxOpenFiles.join(', ')} for ${perProcess.toLocaleString('en-US')} connections each.
-- Caveat: RSS includes heap garbage not yet collected and V8's young generation, which grows while the connections are made (their objects survive scavenges) up to its configured size: 64 MB semi-spaces for Parley (\`--max-semi-space-size=64\`, as \`npm start\`: it buys ~50 % more HTTP throughput, see "users/me"), Node's default 16 MB for the baselines. So the RSS figure is what the operating system sees the process take, not what the connections hold.
+- Caveat: RSS includes heap garbage not yet collected and V8's young generation, which grows while the connections are made (their objects survive scavenges) up to its configured size: 32 MB semi-spaces for Parley (\`--max-semi-space-size=32\`, as \`npm start\`: it buys ~50 % more HTTP throughput than 16, see "users/me"), Node's default 16 MB for the baselines. So the RSS figure is what the operating system sees the process take, not what the connections hold.
 - Live memory: every server runs with \`--inspect=127.0.0.1:<free port>\` (nothing attached while connections are made); right after each RSS reading the benchmark connects to the inspector, has the process run two full collections (\`HeapProfiler.collectGarbage\`) and reads \`process.memoryUsage()\` in it; (heap in use + external after − before) / connections. This is what the connections themselves keep alive.
 
 ${table(

@@ -41,9 +41,12 @@ export class RedisEventBus implements EventBus {
   }
 
   async publish(topic: string, payload: string): Promise<void> {
+    // The command is written to Redis first, then local subscribers are served: other nodes need
+    // not wait for this node's own fan-out (a big room's is milliseconds) before they hear of it.
+    const remote = this.pub.publish(this.#channel(topic), `${this.nodeId}\n${payload}`);
     this.#topics.deliver(topic, payload, this.onError);
     try {
-      await this.pub.publish(this.#channel(topic), `${this.nodeId}\n${payload}`);
+      await remote;
     } catch (err) {
       this.onError(err);
     }

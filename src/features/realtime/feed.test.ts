@@ -23,7 +23,8 @@ function newFeed(fill: FillFn, opts: Partial<FeedOptions> = {}) {
 /** A subscriber that records what it got (`json`, with `@seq` when the event has one). */
 function subscriber(from = 0): FeedSubscriber & { got: string[] } {
   const got: string[] = [];
-  return { from, got, deliver: (json, seq) => void got.push(seq === undefined ? json : `${json}@${seq}`) };
+  // Several subscribers get the bytes encoded once; one gets the string: the text is the same.
+  return { from, got, deliver: (frame, seq) => void got.push(seq === undefined ? frame.toString() : `${frame.toString()}@${seq}`) };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -205,10 +206,27 @@ describe('ConversationFeed', () => {
     feed.stop();
   });
 
+  it('encodes an event once for all its subscribers (the same bytes to each); a lone subscriber gets the string', async () => {
+    const { feed } = newFeed(fakeFill().fill);
+    const frames: Array<string | Buffer> = [];
+    const subs = Array.from({ length: 3 }, () => ({ from: 0, deliver: (frame: string | Buffer) => void frames.push(frame) }));
+    for (const s of subs) feed.subscribers.add(s);
+    feed.start(0);
+    feed.onEvent(1, bus(1));
+    assert.equal(frames.length, 3);
+    assert.ok(Buffer.isBuffer(frames[0]) && frames.every((f) => f === frames[0]), 'one Buffer shared by the three');
+    assert.equal(frames[0]!.toString(), bus(1));
+    feed.subscribers.delete(subs[0]!);
+    feed.subscribers.delete(subs[1]!);
+    feed.onEvent(2, bus(2));
+    assert.equal(frames[3], bus(2));
+    feed.stop();
+  });
+
   it('fans a big room out in chunks over several event-loop turns, keeping each subscriber in order', async () => {
     const { feed, errors } = newFeed(fakeFill().fill, { chunk: 10 });
     const log: Array<{ sub: number; json: string }> = [];
-    const subs = Array.from({ length: 35 }, (_, i) => ({ from: 0, deliver: (json: string) => void log.push({ sub: i, json }) }));
+    const subs = Array.from({ length: 35 }, (_, i) => ({ from: 0, deliver: (frame: string | Buffer) => void log.push({ sub: i, json: frame.toString() }) }));
     for (const s of subs) feed.subscribers.add(s);
     feed.start(0);
 

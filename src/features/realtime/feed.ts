@@ -13,8 +13,12 @@
 export interface FeedSubscriber {
   /** Seq'd events at or below this are not delivered again (the subscriber has them). */
   from: number;
-  /** `staffOnly`: a private note; the subscriber drops it unless it is staff (its `from` still moves). */
-  deliver(json: string, seq: number | undefined, staffOnly: boolean): void;
+  /**
+   * `frame`: the envelope — its UTF-8 bytes when the feed has several subscribers (encoded once for
+   * all of them, sent as a text frame), else the string. `staffOnly`: a private note; the subscriber
+   * drops it unless it is staff (its `from` still moves).
+   */
+  deliver(frame: string | Buffer, seq: number | undefined, staffOnly: boolean): void;
 }
 
 /** Changes after `since` in seq order, as envelopes, and the conversation's version. */
@@ -36,7 +40,7 @@ export class ConversationFeed {
   #gapTimer: NodeJS.Timeout | undefined;
   #filling = false;
   /** Deliveries waiting for their turn (chunked fan-out keeps events in order). */
-  readonly #queue: Array<{ json: string; seq: number | undefined; staffOnly: boolean }> = [];
+  readonly #queue: Array<{ json: string; seq: number | undefined; staffOnly: boolean; frame?: string | Buffer }> = [];
   #pumping = false;
 
   constructor(
@@ -149,8 +153,11 @@ export class ConversationFeed {
     this.#pumping = true;
     let budget = this.opts.chunk;
     while (this.#queue.length) {
-      const { json, seq, staffOnly } = this.#queue[0]!;
+      const head = this.#queue[0]!;
+      const { seq, staffOnly } = head;
       const subs = this.#pending ?? [...this.subscribers];
+      // Encoded once per event, not once per socket (ws would encode a string for every send).
+      const frame = (head.frame ??= subs.length > 1 ? Buffer.from(head.json) : head.json);
       while (subs.length) {
         if (budget-- <= 0) {
           this.#pending = subs;
@@ -164,7 +171,7 @@ export class ConversationFeed {
           s.from = seq;
         }
         try {
-          s.deliver(json, seq, staffOnly);
+          s.deliver(frame, seq, staffOnly);
         } catch (err) {
           this.opts.onError(err);
         }

@@ -65,10 +65,12 @@ interface Subscription extends FeedSubscriber {
   /** Sees private notes (not a support conversation's customer). */
   staff: boolean;
   /** While a resume replays from the database, live events wait here. */
-  buffer: Array<{ json: string; seq: number | undefined; staffOnly: boolean }> | null;
+  buffer: Array<{ frame: string | Buffer; seq: number | undefined; staffOnly: boolean }> | null;
 }
 
 const NO_SUBS: ReadonlyMap<string, Subscription> = new Map();
+/** ws sends a Buffer as a binary frame unless told otherwise. */
+const TEXT_FRAME = { binary: false } as const;
 
 /** The heartbeat visits one of this many groups of connections at a time (see Gateway.#slices). */
 const HEARTBEAT_SLICES = 10;
@@ -118,7 +120,7 @@ class Connection {
    * Queue a frame. Writes are corked and flushed once per event-loop turn (many frames, one
    * write); a client whose unread backlog passes the limit is cut off, so it cannot slow others.
    */
-  send(json: string): void {
+  send(frame: string | Buffer): void {
     if (this.closed) return;
     const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
     if (!this.#corked && socket) {
@@ -126,7 +128,9 @@ class Connection {
       this.#corked = true;
       this.gateway.scheduleFlush(this);
     }
-    this.ws.send(json);
+    // Bytes encoded once for many sockets go out as a text frame, like the string would.
+    if (typeof frame === 'string') this.ws.send(frame);
+    else this.ws.send(frame, TEXT_FRAME);
     this.gateway.metrics.deliveries.inc();
     if (this.ws.bufferedAmount > this.gateway.config.maxBufferedBytes) this.gateway.dropSlow(this);
   }
@@ -412,9 +416,9 @@ export class Gateway {
       // filtered against the version read (events committed after the read must not be lost).
       from: 0,
       buffer: [],
-      deliver: (json, seq, staffOnly) => {
-        if (sub.buffer) sub.buffer.push({ json, seq, staffOnly });
-        else if (!staffOnly || sub.staff) conn.send(json);
+      deliver: (frame, seq, staffOnly) => {
+        if (sub.buffer) sub.buffer.push({ frame, seq, staffOnly });
+        else if (!staffOnly || sub.staff) conn.send(frame);
       },
     };
     conn.setSub(conversationId, sub);
@@ -452,7 +456,7 @@ export class Gateway {
         if (e.seq <= sub.from) continue;
         sub.from = e.seq;
       }
-      if (!e.staffOnly || sub.staff) conn.send(e.json);
+      if (!e.staffOnly || sub.staff) conn.send(e.frame);
     }
     return { channel_id: conversationId, seq: sub.from, replayed, resync_required: resync };
   }
@@ -533,17 +537,20 @@ export class Gateway {
     const set = this.#byUser.get(userId);
     if (!set) return;
     const { json } = parseFrame(frame);
-    for (const c of set) this.#onPersonal(c, json);
+    const bytes = set.size > 1 ? Buffer.from(json) : null;
+    for (const c of set) this.#onPersonal(c, json, bytes);
   }
 
   #toOrg(orgId: string, frame: string): void {
     const set = this.#byOrg.get(orgId);
     if (!set) return;
     const { json } = parseFrame(frame);
-    for (const c of set) c.send(json);
+    // Encoded once for the whole organization (presence goes to every socket of it).
+    const data = set.size > 1 ? Buffer.from(json) : json;
+    for (const c of set) c.send(data);
   }
 
-  #onPersonal(conn: Connection, json: string): void {
+  #onPersonal(conn: Connection, json: string, bytes: Buffer | null): void {
     // A direct or group message also comes on the personal topic: skip it when subscribed to the conversation.
     if (json.startsWith('{"type":"message",')) {
       const channel = /^\{"type":"message","channel_id":"([^"]+)"/.exec(json)?.[1];
@@ -555,7 +562,7 @@ export class Gateway {
         this.#unsubscribe(conn, e.channel_id);
       }
     }
-    conn.send(json);
+    conn.send(bytes ?? json);
   }
 
   /** Sessions ended, users changed: re-check the credentials of matching sockets; failures are closed with 4401. */

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
 import { makeOrg, makeUsers, type TestUser } from '../../../test/helpers/factories.ts';
+import * as m0013 from '../../storage/migrations/0013-fts-batches.ts';
 import { FtsIndexer } from './fts-indexer.ts';
 
 /**
@@ -94,6 +95,26 @@ describe('search index in batches (sqlite)', { skip: !testDialects().includes('s
     assert.equal(await rowid(next.id), before, 'the same rowid (else this test proves nothing)');
     assert.deepEqual(await found(w2), [next.id]);
     assert.deepEqual(await found(w1), []);
+    await consistent();
+  });
+
+  it('migration 0013 down indexes the queue and puts the per-send triggers back; up again queues', async () => {
+    const w1 = word();
+    const queued = await send(`${w1} queued before down`);
+    assert.equal(await pending(), 1);
+    const db = t.db.db as unknown as Parameters<typeof m0013.down>[0];
+    await m0013.down(db);
+    assert.equal(await indexed(w1), 1, 'the queue was indexed on the way down');
+    const w2 = word();
+    await send(`${w2} indexed by the trigger`);
+    assert.equal(await indexed(w2), 1, 'the old trigger indexes in the send');
+    await consistent();
+    await m0013.up(db);
+    const w3 = word();
+    await send(`${w3} queued again`);
+    assert.equal(await pending(), 1);
+    assert.deepEqual(await found(w1), [queued.id]);
+    assert.equal((await found(w3)).length, 1);
     await consistent();
   });
 });

@@ -41,9 +41,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // give wrong hits but never an unreadable message.)
   await sql`create virtual table messages_fts using fts5(body, conversation_id, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 0')`.execute(db);
   await sql`insert into messages_fts(messages_fts) values ('rebuild')`.execute(db);
-  // The index always holds exactly the tokens of every row; 'delete' must be given the values
-  // that were indexed, which these unconditional triggers guarantee. A deleted message has body
-  // '' and so no tokens; the search also requires deleted_at is null.
+  await createIndexingTriggers(db);
+}
+
+/**
+ * The index always holds exactly the tokens of every row; 'delete' must be given the values
+ * that were indexed, which these unconditional triggers guarantee. A deleted message has body
+ * '' and so no tokens; the search also requires deleted_at is null. (Migration 0013 replaces them
+ * with batched indexing; its down migration puts these back.)
+ */
+export async function createIndexingTriggers(db: Kysely<unknown>): Promise<void> {
   await sql`create trigger messages_fts_ai after insert on messages begin
     insert into messages_fts(rowid, body, conversation_id) values (new.rowid, new.body, new.conversation_id);
   end`.execute(db);

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { dialectOf } from '../dialect.ts';
+import { createIndexingTriggers } from './0005-search.ts';
 
 /**
  * SQLite: new messages are indexed for search in batches (src/features/search/fts-indexer.ts)
@@ -35,14 +36,5 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`insert into messages_fts(rowid, body, conversation_id)
     select m.rowid, m.body, m.conversation_id from messages_fts_pending p join messages m on m.rowid = p.message_rowid`.execute(db);
   await sql`drop table messages_fts_pending`.execute(db);
-  await sql`create trigger messages_fts_ai after insert on messages begin
-    insert into messages_fts(rowid, body, conversation_id) values (new.rowid, new.body, new.conversation_id);
-  end`.execute(db);
-  await sql`create trigger messages_fts_ad after delete on messages begin
-    insert into messages_fts(messages_fts, rowid, body, conversation_id) values ('delete', old.rowid, old.body, old.conversation_id);
-  end`.execute(db);
-  await sql`create trigger messages_fts_au after update of body, conversation_id on messages begin
-    insert into messages_fts(messages_fts, rowid, body, conversation_id) values ('delete', old.rowid, old.body, old.conversation_id);
-    insert into messages_fts(rowid, body, conversation_id) values (new.rowid, new.body, new.conversation_id);
-  end`.execute(db);
+  await createIndexingTriggers(db);
 }

@@ -112,9 +112,6 @@ export function startCheckpointer(
           r = await pass();
           if (!r) return 0;
           quick = performance.now() - started < QUICK_PASS_MS;
-          // Past the cap the writers are outrunning the passes (a slow or busy disk): hold now
-          // rather than after more passes, or the WAL grows by what is written during all of them.
-          if (r.log > capFrames) break;
         }
         // Writes faster than the copy: the held pass would be long. Hold anyway only past the cap.
         if (opts.hold && (quick || r.log > capFrames)) {

@@ -101,6 +101,7 @@ class Connection {
   lastActivity: number;
   closed = false;
   #corked = false;
+  #sentThisTurn = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -117,16 +118,22 @@ class Connection {
   }
 
   /**
-   * Queue a frame. Writes are corked and flushed once per event-loop turn (many frames, one
-   * write); a client whose unread backlog passes the limit is cut off, so it cannot slow others.
+   * Send a frame. The first frame of an event-loop turn is written at once (no wait for the end
+   * of the turn: a big room's first sockets are not held back by the rest of its fan-out); from
+   * the second on, the socket is corked and flushed once at the end of the turn (many frames, one
+   * write). A client whose unread backlog passes the limit is cut off, so it cannot slow others.
    */
   send(frame: string | Buffer): void {
     if (this.closed) return;
-    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (!this.#corked && socket) {
-      socket.cork();
-      this.#corked = true;
+    if (!this.#sentThisTurn) {
+      this.#sentThisTurn = true;
       this.gateway.scheduleFlush(this);
+    } else if (!this.#corked) {
+      const socket = (this.ws as unknown as { _socket?: { cork(): void } })._socket;
+      if (socket) {
+        socket.cork();
+        this.#corked = true;
+      }
     }
     // Bytes encoded once for many sockets go out as a text frame, like the string would.
     if (typeof frame === 'string') this.ws.send(frame);
@@ -136,6 +143,7 @@ class Connection {
   }
 
   flush(): void {
+    this.#sentThisTurn = false;
     if (!this.#corked) return;
     this.#corked = false;
     (this.ws as unknown as { _socket?: { uncork(): void } })._socket?.uncork();

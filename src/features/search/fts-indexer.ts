@@ -37,8 +37,8 @@ export class FtsIndexer {
   }
 
   /**
-   * Indexes everything pending when called (and what arrives meanwhile). Calls queue one behind
-   * the other, so each starts after it was made: a caller never returns on an older flush.
+   * Indexes everything queued when the flush starts. Calls queue one behind the other, so each
+   * starts after it was made: a caller never returns on an older flush.
    */
   flush(): Promise<void> {
     const run = this.#chain.then(() => this.#drain());
@@ -64,7 +64,7 @@ export class FtsIndexer {
  * Moves up to `limit` queued messages (lowest rowids first, none above `upTo`) into the FTS index;
  * returns how many.
  */
-export async function indexPending(db: Kysely<DB>, limit: number, upTo = Number.MAX_SAFE_INTEGER): Promise<number> {
+async function indexPending(db: Kysely<DB>, limit: number, upTo: number): Promise<number> {
   const r = await sql<{ hi: number | null; n: number }>`
     select max(message_rowid) as hi, count(*) as n from (
       select message_rowid from messages_fts_pending where message_rowid <= ${upTo} order by message_rowid limit ${limit})`.execute(db);

@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kys
 import pg from 'pg';
 import { isPostgresUrl } from '../config/config.ts';
 import { tagDialect, type DialectName } from './dialect.ts';
+import { registerDirectSqlite, type SqliteStatement } from './direct-sqlite.ts';
 import { GroupCommit, transactionPerCall, type TxRunner } from './group-commit.ts';
 import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.ts';
 
@@ -113,8 +114,10 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
     };
   }
   const sqlite = openSqlite(url);
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const statements = withStatementCache(sqlite);
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: statements }) });
   tagDialect(db, 'sqlite');
+  registerDirectSqlite(db, sqlite, (sqlText) => statements.prepare(sqlText) as unknown as SqliteStatement);
   const interval = options.checkpointIntervalMs ?? 1000;
   let checkpointer: Checkpointer | undefined;
   if (url !== ':memory:' && interval > 0) {

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
+import { runDirect } from './direct-sqlite.ts';
 import type { DB } from './schema.ts';
 
 /**
@@ -77,21 +78,30 @@ export class GroupCommit implements TxRunner {
   }
 }
 
+const BEGIN = CompiledQuery.raw('begin immediate');
+const COMMIT = CompiledQuery.raw('commit');
+const ROLLBACK = CompiledQuery.raw('rollback');
+
+/** Transaction control on the batch's connection (held: straight on better-sqlite3, see runDirect). */
+async function exec(conn: Kysely<DB>, q: CompiledQuery): Promise<void> {
+  if (runDirect(conn, q.sql, q.parameters) === undefined) await conn.executeQuery(q);
+}
+
 /** A batch of one: a plain transaction, no savepoint. */
 async function runAlone(conn: Kysely<DB>, p: Pending): Promise<void> {
-  await sql`begin immediate`.execute(conn);
+  await exec(conn, BEGIN);
   let value: unknown;
   try {
     value = await p.work(conn);
   } catch (err) {
-    await sql`rollback`.execute(conn);
+    await exec(conn, ROLLBACK);
     p.reject(err);
     return;
   }
   try {
-    await sql`commit`.execute(conn);
+    await exec(conn, COMMIT);
   } catch (err) {
-    await sql`rollback`.execute(conn).catch(() => undefined);
+    await exec(conn, ROLLBACK).catch(() => undefined);
     throw err;
   }
   p.resolve(value);
@@ -99,15 +109,15 @@ async function runAlone(conn: Kysely<DB>, p: Pending): Promise<void> {
 
 async function runGrouped(conn: Kysely<DB>, batch: Pending[]): Promise<void> {
   const values: unknown[] = [];
-  await sql`begin immediate`.execute(conn);
+  await exec(conn, BEGIN);
   try {
     for (const p of batch) values.push(await p.work(conn));
-    await sql`commit`.execute(conn);
+    await exec(conn, COMMIT);
   } catch {
     // One call failed (or the commit did): undo the batch and run each call alone, so that only
     // the failing one fails. Rare (e.g. two retries racing with the same client id), and cheaper
     // than a savepoint per call, which makes FTS5 flush its pending index data every time.
-    await sql`rollback`.execute(conn).catch(() => undefined);
+    await exec(conn, ROLLBACK).catch(() => undefined);
     for (const p of batch) await runAlone(conn, p);
     return;
   }

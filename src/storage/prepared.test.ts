@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { newTestDb, testDialects, type TestDb } from '../../test/helpers/new-test-db.ts';
-import { PreparedInsert } from './prepared.ts';
+import { PreparedInsert, PreparedQuery } from './prepared.ts';
 
 for (const dialect of testDialects()) {
   describe(`PreparedInsert (${dialect})`, () => {
@@ -25,6 +25,43 @@ for (const dialect of testDialects()) {
       assert.equal(rows.find((r) => r.idempotency_key === 'k5')?.id, 'id-5');
       assert.ok(rows.some((r) => r.id === 'id-1001'));
       await insert.execute(t.db, []);
+    });
+
+    // On SQLite a PreparedQuery may run straight on better-sqlite3 (storage/direct-sqlite.ts); it
+    // must behave as through Kysely: never inside someone else's open transaction.
+    const slug = new PreparedQuery<[id: string], { slug: string }>((db, param) => db.selectFrom('organizations').select('slug').where('id', '=', param(0)));
+    const rename = new PreparedQuery<[slug: string, id: string], never>((db, param) => db.updateTable('organizations').set({ slug: param(0) }).where('id', '=', param(1)));
+
+    it('a read waits for a transaction open on the connection and never sees its uncommitted rows', async () => {
+      for (const outcome of ['commit', 'rollback'] as const) {
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let changed!: () => void;
+        const inside = new Promise<void>((r) => (changed = r));
+        const tx = t.db.transaction().execute(async (trx) => {
+          await rename.execute(trx, [`p-${outcome}`, 'org-p']);
+          // The transaction's own statements see its change.
+          assert.deepEqual(await slug.execute(trx, ['org-p']), [{ slug: `p-${outcome}` }]);
+          changed();
+          await held;
+          if (outcome === 'rollback') throw new Error('roll back');
+        });
+        await inside;
+        let read: Array<{ slug: string }> | undefined;
+        const reading = slug.execute(t.db, ['org-p']).then((r) => (read = r));
+        await new Promise((r) => setTimeout(r, 20));
+        if (dialect === 'sqlite') assert.equal(read, undefined, 'the read ran inside the open transaction');
+        else assert.deepEqual(read, [{ slug: 'p' }], 'PostgreSQL: another connection reads the committed row');
+        release();
+        await tx.catch(() => undefined);
+        await reading;
+        const after = outcome === 'commit' ? 'p-commit' : 'p';
+        // SQLite: the read ran once the transaction ended; PostgreSQL: it had read the committed row.
+        assert.deepEqual(read, [{ slug: dialect === 'sqlite' ? after : 'p' }]);
+        assert.deepEqual(await slug.execute(t.db, ['org-p']), [{ slug: after }]);
+        await rename.execute(t.db, ['p', 'org-p']); // outside any transaction: autocommit
+        assert.deepEqual(await slug.execute(t.db, ['org-p']), [{ slug: 'p' }]);
+      }
     });
   });
 }

@@ -1,5 +1,6 @@
 import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
 import { dialectOf } from './dialect.ts';
+import { runDirect } from './direct-sqlite.ts';
 
 /**
  * A query built with Kysely once and then run many times with new parameters. Building and
@@ -26,7 +27,8 @@ export class PreparedQuery<A extends readonly unknown[], R> {
       this.#compiled.set(dialect, c);
     }
     const params = c.slots.map((s) => ('arg' in s ? args[s.arg] : s.value));
-    return (await db.executeQuery<R>(CompiledQuery.raw(c.sql, params))).rows;
+    // SQLite: straight on better-sqlite3 when that is what Kysely would do (see runDirect).
+    return runDirect<R>(db, c.sql, params) ?? (await db.executeQuery<R>(CompiledQuery.raw(c.sql, params))).rows;
   }
 }
 

@@ -9,13 +9,26 @@ import { AppError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { mapUnique } from '../../storage/errors.ts';
 import type { UsersService } from '../users/users.service.ts';
-import type { ConversationRow, ConversationsRepo, ConversationWithMembership, MembershipRow } from './conversations.repo.ts';
+import type { ConversationAccess, ConversationRow, ConversationsRepo, ConversationWithMembership, MembershipRow } from './conversations.repo.ts';
 import type { ConversationDto, CreateChannelBody, ListChannelsQuery, MemberDto, OpenDmBody, UpdateChannelBody } from './conversations.schemas.ts';
 
 /** The channel's owners and admins, and org-wide moderators, manage it. */
-function requireManager(p: Principal, c: ConversationWithMembership): void {
+function requireManager(p: Principal, c: ConversationAccess): void {
   if (c.member_role === 'owner' || c.member_role === 'admin' || checkAccess(p, 'conversations.moderate')) return;
   throw new AppError('forbidden', 'Only the channel’s owners and admins can do this');
+}
+
+/** The one access check (see ConversationsService): the conversation as read, or throws. */
+function checkConversation<C extends ConversationAccess>(p: Principal, c: C | undefined, need: ConversationNeed): C {
+  if (!c) throw notFound();
+  if (c.kind === 'support') return requireSupport(p, c, need);
+  const member = c.member_role !== null;
+  const visible = member || (c.kind === 'public' && checkAccess(p, 'channels.browse_public'));
+  if (!visible) throw notFound();
+  if (need === 'write' && !member) throw new AppError('conversation.not_member', 'Join the conversation first');
+  if (need === 'manage') requireManager(p, c);
+  if (need !== 'read' && c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
+  return c;
 }
 
 /** What the caller wants to do with a conversation. */
@@ -26,7 +39,7 @@ export type ConversationNeed = 'read' | 'write' | 'manage';
  * the inboxes they belong to; a customer only their own (the conversation's contact is them).
  * Staff may manage (assign, status); everyone who sees it may write, unless archived.
  */
-function requireSupport(p: Principal, c: ConversationWithMembership, need: ConversationNeed): ConversationWithMembership {
+function requireSupport<C extends ConversationAccess>(p: Principal, c: C, need: ConversationNeed): C {
   const staff = checkAccess(p, 'support.all') || (checkAccess(p, 'support.handle') && c.inbox_member != null);
   const customer = p.userId !== null && c.contact_user_id === p.userId;
   if (!staff && !customer) throw notFound();
@@ -78,17 +91,14 @@ export class ConversationsService {
   ) {}
 
   async requireConversation(p: Principal, id: string, need: ConversationNeed): Promise<ConversationWithMembership> {
-    const c = await this.repo.getWithMembership(p.orgId, id, p.userId);
-    if (!c) throw notFound();
-    if (c.kind === 'support') return requireSupport(p, c, need);
-    const member = c.member_role !== null;
-    const visible = member || (c.kind === 'public' && checkAccess(p, 'channels.browse_public'));
-    if (!visible) throw notFound();
-    if (need === 'write' && !member) throw new AppError('conversation.not_member', 'Join the conversation first');
-    if (need === 'manage') requireManager(p, c);
-    if (need !== 'read' && c.archived_at !== null) throw new AppError('conversation.archived', 'This conversation is archived');
-    return c;
+    return checkConversation(p, await this.repo.getWithMembership(p.orgId, id, p.userId), need);
   }
+
+  /** requireConversation for callers that need only the kind and the caller's role (sending). */
+  async requireAccess(p: Principal, id: string, need: ConversationNeed): Promise<ConversationAccess> {
+    return checkConversation(p, await this.repo.getAccess(p.orgId, id, p.userId), need);
+  }
+
 
   async createChannel(p: Principal, body: CreateChannelBody): Promise<ConversationDto> {
     requireAccess(p, 'channels.create');

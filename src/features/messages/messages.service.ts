@@ -173,7 +173,7 @@ export class MessagesService {
    * returns the first message instead of storing a second: `replayed` tells which happened.
    */
   async send(p: Principal, conversationId: string, body: SendMessageBody): Promise<{ message: MessageDto; replayed: boolean }> {
-    const c = await this.conversations.requireConversation(p, conversationId, 'write');
+    const c = await this.conversations.requireAccess(p, conversationId, 'write');
     return this.#post(p, c.kind, conversationId, body, null, true);
   }
 

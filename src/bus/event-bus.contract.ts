@@ -48,6 +48,25 @@ export function eventBusContract(name: string, f: BusFactory): void {
       }
     });
 
+    it('hasListeners says "nobody" only when no subscriber anywhere could hear the topic', async () => {
+      const bus = await f.make();
+      try {
+        if (f.makePeer) {
+          // Subscribers of other nodes are unknown here: a bus with nodes must not claim there are none.
+          assert.equal(bus.hasListeners, undefined);
+          return;
+        }
+        assert.equal(bus.hasListeners?.('t'), false);
+        const off = await bus.subscribe('t', () => undefined);
+        assert.equal(bus.hasListeners?.('t'), true);
+        assert.equal(bus.hasListeners?.('other'), false);
+        await off();
+        assert.equal(bus.hasListeners?.('t'), false);
+      } finally {
+        await bus.close();
+      }
+    });
+
     if (f.makePeer) {
       const makePeer = f.makePeer;
       it('delivers to subscribers on another node', async () => {

@@ -20,6 +20,11 @@ export interface EventBus {
    * been missed meanwhile: see the at-most-once guarantee). Never called by a single-node bus.
    */
   onReconnect?(handler: () => void): void;
+  /**
+   * False when nobody can hear a message published on the topic now (a single-node bus without a
+   * subscriber to it), so a publisher may skip building one. Left out by buses that cannot tell.
+   */
+  hasListeners?(topic: string): boolean;
 }
 
 /** Local subscriber registry shared by the implementations. */
@@ -40,6 +45,10 @@ export class LocalTopics {
         return true;
       },
     };
+  }
+
+  has(topic: string): boolean {
+    return this.#handlers.has(topic);
   }
 
   /** Call every local handler of the topic; one throwing handler does not stop the others. */

@@ -15,6 +15,10 @@ export class MemoryEventBus implements EventBus {
     return async () => void remove();
   }
 
+  hasListeners(topic: string): boolean {
+    return this.#topics.has(topic);
+  }
+
   async close(): Promise<void> {
     this.#topics.clear();
   }

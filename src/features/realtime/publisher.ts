@@ -44,15 +44,26 @@ export class RealtimePublisher {
 
   /** `staffOnly`: a private note (or a change to one) — never delivered to a support conversation's customer. */
   toConversation(conversationId: string, type: ServerEventType, payload: unknown, seq?: number, staffOnly = false): void {
-    this.#publish(topics.conversation(conversationId), envelope(type, payload, new Date(this.clock.now()), conversationId, seq), seq, staffOnly);
+    const topic = topics.conversation(conversationId);
+    if (this.#unheard(topic)) return;
+    this.#publish(topic, envelope(type, payload, new Date(this.clock.now()), conversationId, seq), seq, staffOnly);
   }
 
   toUser(userId: string, type: ServerEventType, payload: unknown, conversationId?: string, seq?: number): void {
-    this.#publish(topics.user(userId), envelope(type, payload, new Date(this.clock.now()), conversationId, seq), seq);
+    const topic = topics.user(userId);
+    if (this.#unheard(topic)) return;
+    this.#publish(topic, envelope(type, payload, new Date(this.clock.now()), conversationId, seq), seq);
   }
 
   toOrg(orgId: string, type: ServerEventType, payload: unknown): void {
-    this.#publish(topics.org(orgId), envelope(type, payload, new Date(this.clock.now())), undefined);
+    const topic = topics.org(orgId);
+    if (this.#unheard(topic)) return;
+    this.#publish(topic, envelope(type, payload, new Date(this.clock.now())), undefined);
+  }
+
+  /** Nobody would hear it (the in-process bus, no socket here subscribed): not even built. */
+  #unheard(topic: string): boolean {
+    return this.bus.hasListeners?.(topic) === false;
   }
 
   #publish(topic: string, json: string, seq: number | undefined, staffOnly = false): void {

@@ -12,6 +12,7 @@ import * as m0010 from './migrations/0010-chatwoot-relay.ts';
 import * as m0011 from './migrations/0011-inbound-order.ts';
 import * as m0012 from './migrations/0012-partial-message-indexes.ts';
 import * as m0013 from './migrations/0013-fts-batches.ts';
+import * as m0014 from './migrations/0014-contact-conversation-index.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -31,6 +32,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0011-inbound-order': m0011,
   '0012-partial-message-indexes': m0012,
   '0013-fts-batches': m0013,
+  '0014-contact-conversation-index': m0014,
 };
 
 /** Every migration, in order (the tests check that all of them apply). */

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { KeyedQueue } from '../../platform/keyed-queue.ts';
 import type { DB } from '../../storage/schema.ts';
 
@@ -33,7 +33,7 @@ export class ArrivalOrder {
         .where('inbox_id', '=', ev.inbox_id)
         .where('platform', '=', ev.platform)
         .where('order_key', '=', ev.order_key)
-        .where('status', '=', 'received')
+        .where('status', '=', sql.lit('received'))
         .where('id', '<', id)
         .orderBy('id')
         .limit(100)

@@ -96,6 +96,20 @@ export class SupportRepo {
       .execute();
   }
 
+  /** The contact's newest conversation in the inbox that is not archived (in `trx` when given). */
+  currentForContact(orgId: string, inboxId: string, contactId: string, trx: Kysely<DB> = this.db): Promise<{ id: string } | undefined> {
+    return trx
+      .selectFrom('conversations')
+      .select('id')
+      .where('org_id', '=', orgId)
+      .where('inbox_id', '=', inboxId)
+      .where('contact_id', '=', contactId)
+      .where('kind', '=', 'support')
+      .where('archived_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+  }
+
   /** Run `work` in one transaction (the change and its integration events commit together). */
   transaction<T>(work: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(work);

@@ -218,18 +218,12 @@ export class SupportService {
    */
   async openForContact(orgId: string, inboxId: string, contactId: string): Promise<string> {
     const now = isoNow(this.clock);
+    // Almost always there already: found without a write transaction (a commit per message).
+    const found = await this.repo.currentForContact(orgId, inboxId, contactId);
+    if (found) return found.id;
     const { id, created } = await this.repo.transaction(async (trx) => {
       await this.repo.lockContact(trx, contactId);
-      const existing = await trx
-        .selectFrom('conversations')
-        .select('id')
-        .where('org_id', '=', orgId)
-        .where('inbox_id', '=', inboxId)
-        .where('contact_id', '=', contactId)
-        .where('kind', '=', 'support')
-        .where('archived_at', 'is', null)
-        .orderBy('created_at', 'desc')
-        .executeTakeFirst();
+      const existing = await this.repo.currentForContact(orgId, inboxId, contactId, trx);
       if (existing) return { id: existing.id, created: false };
       const id = newId();
       const row: ConversationRow = {

@@ -102,6 +102,7 @@ export function createServices(deps: ServiceDeps) {
     secrets,
     registry: deps.registry,
     onError: deps.onBackgroundError,
+    writes: deps.database.writes,
   });
   const realtime = new RealtimePublisher(bus, clock, deps.onBackgroundError);
   const presenceStore = deps.redis ? new RedisPresenceStore(deps.redis, deps.config.realtime.presenceTtlMs, prefix) : new MemoryPresenceStore(deps.config.realtime.presenceTtlMs, () => clock.now());

@@ -7,6 +7,7 @@ import { TurnGate } from '../../platform/turns.ts';
 import { newId, newOrderedId } from '../../platform/ids.ts';
 import type { TxRunner } from '../../storage/group-commit.ts';
 import { PreparedInsert, PreparedQuery } from '../../storage/prepared.ts';
+import { dialectOf } from '../../storage/dialect.ts';
 import type { DB } from '../../storage/schema.ts';
 import type { ContactsService } from '../contacts/contacts.service.ts';
 import type { InboxRow } from '../inboxes/inboxes.repo.ts';
@@ -118,6 +119,14 @@ export class InboundService {
     this.#metrics = new Counter({ name: 'chat_webhooks_in_total', help: 'Platform webhook deliveries by outcome', labelNames: ['platform', 'outcome'] as const, registers: [registry] });
   }
 
+  /**
+   * A single write outside the ack path: group-committed with the other writes of the turn on
+   * SQLite (one commit for all of them; see storage/group-commit.ts), a plain statement on PostgreSQL.
+   */
+  #write<T>(work: (db: Kysely<DB>) => Promise<T>): Promise<T> {
+    return this.writes && dialectOf(this.db) === 'sqlite' ? this.writes.run(work) : work(this.db);
+  }
+
   /** Meta's GET verification handshake: the challenge, or null (answered 403). */
   async challenge(platform: string, inboxId: string, query: Record<string, string | undefined>): Promise<string | null> {
     const inbox = await this.#inbox(platform, inboxId);
@@ -204,10 +213,12 @@ export class InboundService {
       const parsed = connector.parse(JSON.parse(ev.body));
       for (const m of parsed.messages) counts[await this.#message(inbox, m)] += 1;
       for (const s of parsed.statuses) counts[await this.#status(inbox, s)] += 1;
-      await this.db.updateTable('webhook_events').set({ status: 'processed', summary: JSON.stringify(counts), error: null, processed_at: isoNow(this.clock) }).where('id', '=', ev.id).execute();
+      const done = { status: 'processed', summary: JSON.stringify(counts), error: null, processed_at: isoNow(this.clock) };
+      await this.#write((db) => db.updateTable('webhook_events').set(done).where('id', '=', ev.id).execute());
       return { ok: true };
     } catch (err) {
-      await this.db.updateTable('webhook_events').set({ status: 'failed', error: err instanceof Error ? err.message : String(err) }).where('id', '=', ev.id).execute();
+      const failed = { status: 'failed', error: err instanceof Error ? err.message : String(err) };
+      await this.#write((db) => db.updateTable('webhook_events').set(failed).where('id', '=', ev.id).execute());
       throw err;
     }
   }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
+import type { TxRunner } from '../../storage/group-commit.ts';
 import { Registry } from 'prom-client';
 import type { IntegrationsConfig } from '../../config/config.ts';
 import type { Clock } from '../../platform/clock.ts';
@@ -23,6 +24,8 @@ export interface IntegrationsDeps {
   secrets: SecretBox;
   registry?: Registry | undefined;
   onError?: ((err: unknown) => void) | undefined;
+  /** Group commit for the outbox's own writes (SQLite; see OutboxRepo). */
+  writes?: TxRunner | undefined;
 }
 
 /**
@@ -32,7 +35,7 @@ export interface IntegrationsDeps {
  */
 export function createIntegrations(deps: IntegrationsDeps) {
   const { config, clock } = deps;
-  const outbox = new OutboxRepo(deps.db);
+  const outbox = new OutboxRepo(deps.db, deps.writes ?? null);
   const endpoints = new WebhooksRepo(deps.db);
   const metrics = createOutboxMetrics(deps.registry ?? new Registry(), () => outbox.pendingStats(), () => clock.now());
   const dispatcher = new OutboxDispatcher(outbox, config.outbox, clock, metrics, deps.onError);

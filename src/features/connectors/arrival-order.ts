@@ -1,6 +1,25 @@
 import { type Kysely, sql } from 'kysely';
 import { KeyedQueue } from '../../platform/keyed-queue.ts';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import type { DB } from '../../storage/schema.ts';
+
+// Both run for every delivery processed: prepared (storage/prepared.ts).
+const EVENT = new PreparedQuery<[id: string], { inbox_id: string; platform: string; status: string; order_key: string }>((db: Kysely<DB>, param) =>
+  db.selectFrom('webhook_events').select(['inbox_id', 'platform', 'status', 'order_key']).where('id', '=', param(0)),
+);
+const EARLIER = new PreparedQuery<[inboxId: string, platform: string, orderKey: string, before: string], { id: string }>((db: Kysely<DB>, param) =>
+  db
+    .selectFrom('webhook_events')
+    .select('id')
+    .where('inbox_id', '=', param(0))
+    .where('platform', '=', param(1))
+    .where('order_key', '=', param(2))
+    // A literal, not a parameter: only then can SQLite use the partial index (status = 'received').
+    .where('status', '=', sql.lit('received'))
+    .where('id', '<', param(3))
+    .orderBy('id')
+    .limit(100),
+);
 
 /**
  * Stored webhook deliveries are processed in the order they arrived, per chat (the outbox runs jobs
@@ -25,19 +44,9 @@ export class ArrivalOrder {
     const known = order ?? (await this.db.selectFrom('webhook_events').select(['inbox_id as inboxId', 'order_key as key']).where('id', '=', id).executeTakeFirst());
     if (known === undefined) return null;
     return this.#queue.run(`${known.inboxId}:${known.key}`, async () => {
-      const ev = await this.db.selectFrom('webhook_events').select(['inbox_id', 'platform', 'status', 'order_key']).where('id', '=', id).executeTakeFirst();
+      const [ev] = await EVENT.execute(this.db, [id]);
       if (!ev || ev.status === 'processed') return null;
-      const earlier = await this.db
-        .selectFrom('webhook_events')
-        .select('id')
-        .where('inbox_id', '=', ev.inbox_id)
-        .where('platform', '=', ev.platform)
-        .where('order_key', '=', ev.order_key)
-        .where('status', '=', sql.lit('received'))
-        .where('id', '<', id)
-        .orderBy('id')
-        .limit(100)
-        .execute();
+      const earlier = await EARLIER.execute(this.db, [ev.inbox_id, ev.platform, ev.order_key, id]);
       // Their own jobs report and retry their failures.
       for (const e of earlier) await one(e.id).catch(() => undefined);
       return one(id);

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import { requireAccess, type Principal } from '../../access/access.ts';
 import { isoNow, type Clock } from '../../platform/clock.ts';
@@ -8,7 +8,7 @@ import { newId, newOrderedId } from '../../platform/ids.ts';
 import type { TxRunner } from '../../storage/group-commit.ts';
 import { PreparedInsert, PreparedQuery } from '../../storage/prepared.ts';
 import { dialectOf } from '../../storage/dialect.ts';
-import type { DB } from '../../storage/schema.ts';
+import type { DB, WebhookEventsTable } from '../../storage/schema.ts';
 import type { ContactsService } from '../contacts/contacts.service.ts';
 import type { InboxRow } from '../inboxes/inboxes.repo.ts';
 import type { InboxesService } from '../inboxes/inboxes.service.ts';
@@ -85,6 +85,12 @@ function toStored(m: NeutralMessage): { type: string; body: string; metadata: Re
       return { type: 'unsupported', body: '', metadata: { ...extra, raw: m.raw } };
   }
 }
+
+// Run for every delivery processed: prepared (storage/prepared.ts).
+const DELIVERY = new PreparedQuery<[id: string], Selectable<WebhookEventsTable>>((db: Kysely<DB>, param) => db.selectFrom('webhook_events').selectAll().where('id', '=', param(0)));
+const MARK_PROCESSED = new PreparedQuery<[summary: string, at: string, id: string], never>((db: Kysely<DB>, param) =>
+  db.updateTable('webhook_events').set({ status: 'processed', summary: param(0), error: null, processed_at: param(1) }).where('id', '=', param(2)),
+);
 
 /**
  * Platform webhooks in (CONNECTORS.md §0): a delivery is authenticated on its raw bytes, stored
@@ -203,7 +209,7 @@ export class InboundService {
   }
 
   async #processOne(webhookEventId: string): Promise<DeliveryResult> {
-    const ev = await this.db.selectFrom('webhook_events').selectAll().where('id', '=', webhookEventId).executeTakeFirst();
+    const [ev] = await DELIVERY.execute(this.db, [webhookEventId]);
     if (!ev) return { ok: false, permanent: true, error: 'webhook event gone' };
     const inbox = await this.inboxes.getRow(ev.org_id, ev.inbox_id);
     const connector = inboundConnector(ev.platform);
@@ -213,8 +219,8 @@ export class InboundService {
       const parsed = connector.parse(JSON.parse(ev.body));
       for (const m of parsed.messages) counts[await this.#message(inbox, m)] += 1;
       for (const s of parsed.statuses) counts[await this.#status(inbox, s)] += 1;
-      const done = { status: 'processed', summary: JSON.stringify(counts), error: null, processed_at: isoNow(this.clock) };
-      await this.#write((db) => db.updateTable('webhook_events').set(done).where('id', '=', ev.id).execute());
+      const summary = JSON.stringify(counts);
+      await this.#write((db) => MARK_PROCESSED.execute(db, [summary, isoNow(this.clock), ev.id]));
       return { ok: true };
     } catch (err) {
       const failed = { status: 'failed', error: err instanceof Error ? err.message : String(err) };

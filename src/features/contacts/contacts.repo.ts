@@ -1,15 +1,24 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import { startsWith } from '../../storage/like.ts';
 import type { ContactsTable, DB } from '../../storage/schema.ts';
 
 export type ContactRow = Selectable<ContactsTable>;
+
+// Read for every inbound delivery processed: prepared (storage/prepared.ts).
+const GET = new PreparedQuery<[orgId: string, id: string], ContactRow>((db: Kysely<DB>, param) =>
+  db.selectFrom('contacts').selectAll().where('org_id', '=', param(0)).where('id', '=', param(1)).where('merged_into', 'is', null),
+);
+const IDENTITY = new PreparedQuery<[inboxId: string, externalId: string], { contact_id: string }>((db: Kysely<DB>, param) =>
+  db.selectFrom('contact_identities').select('contact_id').where('inbox_id', '=', param(0)).where('external_id', '=', param(1)),
+);
 
 /** SQL for contacts and their per-inbox identities. Every query is scoped by org_id. */
 export class ContactsRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
   get(orgId: string, id: string): Promise<ContactRow | undefined> {
-    return this.db.selectFrom('contacts').selectAll().where('org_id', '=', orgId).where('id', '=', id).where('merged_into', 'is', null).executeTakeFirst();
+    return GET.execute(this.db, [orgId, id]).then((r) => r[0]);
   }
 
   /** Also a merged one (to follow `merged_into`). */
@@ -41,7 +50,7 @@ export class ContactsRepo {
   }
 
   identity(inboxId: string, externalId: string): Promise<{ contact_id: string } | undefined> {
-    return this.db.selectFrom('contact_identities').select('contact_id').where('inbox_id', '=', inboxId).where('external_id', '=', externalId).executeTakeFirst();
+    return IDENTITY.execute(this.db, [inboxId, externalId]).then((r) => r[0]);
   }
 
   async create(row: ContactRow): Promise<void> {

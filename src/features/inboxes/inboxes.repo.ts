@@ -1,14 +1,18 @@
 import type { Kysely, Selectable } from 'kysely';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import type { DB, InboxesTable } from '../../storage/schema.ts';
 
 export type InboxRow = Selectable<InboxesTable>;
+
+/** Read for every inbound delivery processed: prepared (storage/prepared.ts). */
+const GET = new PreparedQuery<[orgId: string, id: string], InboxRow>((db: Kysely<DB>, param) => db.selectFrom('inboxes').selectAll().where('org_id', '=', param(0)).where('id', '=', param(1)));
 
 /** SQL for inboxes and their agents. Every query is scoped by org_id. */
 export class InboxesRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
   get(orgId: string, id: string): Promise<InboxRow | undefined> {
-    return this.db.selectFrom('inboxes').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    return GET.execute(this.db, [orgId, id]).then((r) => r[0]);
   }
 
   /** All of the organization's inboxes, or only those `memberId` is an agent of. */

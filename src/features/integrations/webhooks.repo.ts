@@ -1,7 +1,13 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import type { DB, WebhookEndpointsTable } from '../../storage/schema.ts';
 
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+
+/** Read in the transaction of every change that records an integration event: prepared (storage/prepared.ts). */
+const LIST_ACTIVE = new PreparedQuery<[orgId: string], Pick<WebhookEndpointRow, 'id' | 'events'>>((db: Kysely<DB>, param) =>
+  db.selectFrom('webhook_endpoints').select(['id', 'events']).where('org_id', '=', param(0)).where('active', '=', 1),
+);
 
 /** SQL for webhook endpoints. Every query is scoped by org_id. */
 export class WebhooksRepo {
@@ -22,7 +28,7 @@ export class WebhooksRepo {
 
   /** The active endpoints of an organization, read in the producer's transaction. */
   listActive(trx: Kysely<DB>, orgId: string): Promise<Array<Pick<WebhookEndpointRow, 'id' | 'events'>>> {
-    return trx.selectFrom('webhook_endpoints').select(['id', 'events']).where('org_id', '=', orgId).where('active', '=', 1).execute();
+    return LIST_ACTIVE.execute(trx, [orgId]);
   }
 
   async update(orgId: string, id: string, patch: Updateable<Omit<WebhookEndpointsTable, 'id' | 'org_id'>>): Promise<WebhookEndpointRow | undefined> {

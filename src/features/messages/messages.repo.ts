@@ -140,6 +140,15 @@ function storedRow(r: NewMessageRow, seq: number, versionSeq: number, attachment
   };
 }
 
+/** The dedupe claim of every inbound message; RETURNING gives a row only when it was inserted. */
+const CLAIM_EXTERNAL = new PreparedQuery<[inboxId: string, externalId: string, at: string], { inbox_id: string }>((db: Kysely<DB>, param) =>
+  db
+    .insertInto('inbound_dedupe')
+    .values({ inbox_id: param(0), external_id: param(1), created_at: param(2) })
+    .onConflict((oc) => oc.columns(['inbox_id', 'external_id']).doNothing())
+    .returning('inbox_id'),
+);
+
 /** SQL for messages. Every query is scoped by org_id. */
 export class MessagesRepo {
   constructor(
@@ -343,8 +352,7 @@ export class MessagesRepo {
 
   /** Claim (inbox, external id) for the message being stored in `trx`; false when it was stored before. */
   async claimExternal(trx: Kysely<DB>, inboxId: string, externalId: string, at: string): Promise<boolean> {
-    const r = await trx.insertInto('inbound_dedupe').values({ inbox_id: inboxId, external_id: externalId, created_at: at }).onConflict((oc) => oc.columns(['inbox_id', 'external_id']).doNothing()).executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+    return (await CLAIM_EXTERNAL.execute(trx, [inboxId, externalId, at])).length > 0;
   }
 
   /** A platform message id within an inbox's conversations (by the external-id index, then the conversation). */

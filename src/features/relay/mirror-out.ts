@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import { Counter, type Registry } from 'prom-client';
 import { isoNow, type Clock } from '../../platform/clock.ts';
 import { TARGET_CONTENT_TYPE, transcode } from '../../platform/ffmpeg.ts';
@@ -44,8 +45,11 @@ export interface MirrorOptions {
 }
 
 /** The mirrored inbox of a conversation, if its inbox has a mirror. */
-const mirrorOf = (db: Kysely<DB>, conversationId: string) =>
-  db.selectFrom('conversations as c').innerJoin('chatwoot_mirrors as cm', 'cm.inbox_id', 'c.inbox_id').select('cm.inbox_id').where('c.id', '=', conversationId).executeTakeFirst();
+const MIRROR_OF = new PreparedQuery<[conversationId: string], { inbox_id: string }>((db: Kysely<DB>, param) =>
+  db.selectFrom('conversations as c').innerJoin('chatwoot_mirrors as cm', 'cm.inbox_id', 'c.inbox_id').select('cm.inbox_id').where('c.id', '=', param(0)),
+);
+/** (Asked for every new message of a support conversation: prepared, see storage/prepared.ts.) */
+const mirrorOf = (db: Kysely<DB>, conversationId: string) => MIRROR_OF.execute(db, [conversationId]).then((r) => r[0]);
 
 /** Did the message come from Chatwoot (an agent's reply there)? Such messages are not mirrored back. */
 export function messageFromChatwoot(m: Pick<MessageRow, 'metadata'>): boolean {

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { PreparedQuery } from '../../storage/prepared.ts';
 import { dialectOf } from '../../storage/dialect.ts';
 import type { ConversationRow, MembershipRow } from '../conversations/conversations.repo.ts';
 import type { DB } from '../../storage/schema.ts';
@@ -18,6 +19,30 @@ export interface SupportListFilter {
 }
 
 const activity = sql<string>`coalesce(c.last_message_at, c.created_at)`;
+
+// Both run for every inbound message: prepared (storage/prepared.ts).
+const getSupport = (db: Kysely<DB>, orgId: unknown, id: unknown) =>
+  db
+    .selectFrom('conversations as c')
+    .innerJoin('contacts as ct', 'ct.id', 'c.contact_id')
+    .selectAll('c')
+    .select(['ct.name as contact_name', 'ct.phone as contact_phone', 'ct.email as contact_email'])
+    .where('c.org_id', '=', orgId as string)
+    .where('c.id', '=', id as string)
+    .where('c.kind', '=', 'support');
+const GET = new PreparedQuery<[orgId: string, id: string], Awaited<ReturnType<ReturnType<typeof getSupport>['executeTakeFirstOrThrow']>>>((db: Kysely<DB>, param) => getSupport(db, param(0), param(1)));
+const CURRENT_FOR_CONTACT = new PreparedQuery<[orgId: string, inboxId: string, contactId: string], { id: string }>((db: Kysely<DB>, param) =>
+  db
+    .selectFrom('conversations')
+    .select('id')
+    .where('org_id', '=', param(0))
+    .where('inbox_id', '=', param(1))
+    .where('contact_id', '=', param(2))
+    .where('kind', '=', 'support')
+    .where('archived_at', 'is', null)
+    .orderBy('created_at', 'desc')
+    .limit(1),
+);
 
 /** SQL for support conversations (kind 'support'). Every query is scoped by org_id. */
 export class SupportRepo {
@@ -44,15 +69,7 @@ export class SupportRepo {
   }
 
   get(orgId: string, id: string) {
-    return this.db
-      .selectFrom('conversations as c')
-      .innerJoin('contacts as ct', 'ct.id', 'c.contact_id')
-      .selectAll('c')
-      .select(['ct.name as contact_name', 'ct.phone as contact_phone', 'ct.email as contact_email'])
-      .where('c.org_id', '=', orgId)
-      .where('c.id', '=', id)
-      .where('c.kind', '=', 'support')
-      .executeTakeFirst();
+    return GET.execute(this.db, [orgId, id]).then((r) => r[0]);
   }
 
   agentInboxIds(userId: string): Promise<string[]> {
@@ -98,16 +115,7 @@ export class SupportRepo {
 
   /** The contact's newest conversation in the inbox that is not archived (in `trx` when given). */
   currentForContact(orgId: string, inboxId: string, contactId: string, trx: Kysely<DB> = this.db): Promise<{ id: string } | undefined> {
-    return trx
-      .selectFrom('conversations')
-      .select('id')
-      .where('org_id', '=', orgId)
-      .where('inbox_id', '=', inboxId)
-      .where('contact_id', '=', contactId)
-      .where('kind', '=', 'support')
-      .where('archived_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
+    return CURRENT_FOR_CONTACT.execute(trx, [orgId, inboxId, contactId]).then((r) => r[0]);
   }
 
   /** Run `work` in one transaction (the change and its integration events commit together). */

@@ -102,7 +102,7 @@ export function createServices(deps: ServiceDeps) {
     secrets,
     registry: deps.registry,
     onError: deps.onBackgroundError,
-    writes: deps.database.writes,
+    statements: deps.database.statements,
   });
   const realtime = new RealtimePublisher(bus, clock, deps.onBackgroundError);
   const presenceStore = deps.redis ? new RedisPresenceStore(deps.redis, deps.config.realtime.presenceTtlMs, prefix) : new MemoryPresenceStore(deps.config.realtime.presenceTtlMs, () => clock.now());
@@ -143,7 +143,7 @@ export function createServices(deps: ServiceDeps) {
       return outbound.deliver(p.message_id, p.conversation_id, signal, row.attempts >= deps.config.integrations.outbox.maxAttempts);
     },
   });
-  const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry(), deps.database.writes);
+  const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry(), deps.database.writes, deps.database.statements);
   dispatcher.register(INBOUND_TARGET, {
     deliver: (row) => {
       const p = JSON.parse(row.payload) as { webhook_event_id: string; inbox_id?: string; order_key?: string };

@@ -21,6 +21,13 @@ export interface Database {
    * transaction per call on PostgreSQL. See group-commit.ts.
    */
   writes: TxRunner;
+  /**
+   * Writes of one statement outside a request's own transaction (the outbox's claims and
+   * completions, a delivery's processed mark): group-committed with the other writes of their
+   * event-loop turn on SQLite (each commit appends its pages to the WAL), plain statements on
+   * PostgreSQL (a transaction each would only add round trips).
+   */
+  statements: TxRunner;
   /** Cheap round trip used by /ready. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -107,6 +114,7 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
       db,
       dialect: 'postgres',
       writes: transactionPerCall(db),
+      statements: { run: (work) => work(db) },
       ping: async () => {
         await pool.query('select 1');
       },
@@ -114,10 +122,10 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
     };
   }
   const sqlite = openSqlite(url);
-  const statements = withStatementCache(sqlite);
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: statements }) });
+  const cached = withStatementCache(sqlite);
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: cached }) });
   tagDialect(db, 'sqlite');
-  registerDirectSqlite(db, sqlite, (sqlText) => statements.prepare(sqlText) as unknown as SqliteStatement);
+  registerDirectSqlite(db, sqlite, (sqlText) => cached.prepare(sqlText) as unknown as SqliteStatement);
   const interval = options.checkpointIntervalMs ?? 1000;
   let checkpointer: Checkpointer | undefined;
   if (url !== ':memory:' && interval > 0) {
@@ -130,10 +138,12 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
       ...(options.walResetFrames !== undefined ? { resetFrames: options.walResetFrames } : {}),
     });
   }
+  const grouped = new GroupCommit(db);
   return {
     db,
     dialect: 'sqlite',
-    writes: new GroupCommit(db),
+    writes: grouped,
+    statements: grouped,
     ping: async () => {
       sqlite.prepare('select 1').get();
     },

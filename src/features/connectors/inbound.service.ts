@@ -7,7 +7,6 @@ import { TurnGate } from '../../platform/turns.ts';
 import { newId, newOrderedId } from '../../platform/ids.ts';
 import type { TxRunner } from '../../storage/group-commit.ts';
 import { PreparedInsert, PreparedQuery } from '../../storage/prepared.ts';
-import { dialectOf } from '../../storage/dialect.ts';
 import type { DB, WebhookEventsTable } from '../../storage/schema.ts';
 import type { ContactsService } from '../contacts/contacts.service.ts';
 import type { InboxRow } from '../inboxes/inboxes.repo.ts';
@@ -119,18 +118,16 @@ export class InboundService {
     registry: Registry,
     /** The ack's write (delivery + its job): group commit on SQLite, like sends. */
     private readonly writes: TxRunner | null = null,
+    /** Database.statements: the processed / failed mark of a delivery. */
+    private readonly statements: TxRunner | null = null,
   ) {
     this.#order = new ArrivalOrder(db);
     inboxes.onChange((id) => this.#inboxCache.delete(id));
     this.#metrics = new Counter({ name: 'chat_webhooks_in_total', help: 'Platform webhook deliveries by outcome', labelNames: ['platform', 'outcome'] as const, registers: [registry] });
   }
 
-  /**
-   * A single write outside the ack path: group-committed with the other writes of the turn on
-   * SQLite (one commit for all of them; see storage/group-commit.ts), a plain statement on PostgreSQL.
-   */
   #write<T>(work: (db: Kysely<DB>) => Promise<T>): Promise<T> {
-    return this.writes && dialectOf(this.db) === 'sqlite' ? this.writes.run(work) : work(this.db);
+    return this.statements ? this.statements.run(work) : work(this.db);
   }
 
   /** Meta's GET verification handshake: the challenge, or null (answered 403). */

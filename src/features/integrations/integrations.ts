@@ -24,8 +24,8 @@ export interface IntegrationsDeps {
   secrets: SecretBox;
   registry?: Registry | undefined;
   onError?: ((err: unknown) => void) | undefined;
-  /** Group commit for the outbox's own writes (SQLite; see OutboxRepo). */
-  writes?: TxRunner | undefined;
+  /** Database.statements: the outbox's own writes (claims, completions). */
+  statements?: TxRunner | undefined;
 }
 
 /**
@@ -35,7 +35,7 @@ export interface IntegrationsDeps {
  */
 export function createIntegrations(deps: IntegrationsDeps) {
   const { config, clock } = deps;
-  const outbox = new OutboxRepo(deps.db, deps.writes ?? null);
+  const outbox = new OutboxRepo(deps.db, deps.statements ?? null);
   const endpoints = new WebhooksRepo(deps.db);
   const metrics = createOutboxMetrics(deps.registry ?? new Registry(), () => outbox.pendingStats(), () => clock.now());
   const dispatcher = new OutboxDispatcher(outbox, config.outbox, clock, metrics, deps.onError);

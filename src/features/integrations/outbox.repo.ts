@@ -80,26 +80,20 @@ const COMPLETE = new PreparedQuery<[status: string, deliveredAt: string | null, 
  */
 export class OutboxRepo {
   readonly #postgres: boolean;
-  /**
-   * SQLite: claims and completions are group-committed with the other writes of their event-loop
-   * turn (`writes`, see storage/group-commit.ts) instead of committing one by one: each commit
-   * appends its pages to the WAL, and under the inbound benchmark's load these autocommits were
-   * most of the ~3 commits per processed delivery (a claim took 277 µs, commit included).
-   * PostgreSQL: plain statements (a transaction each would only add round trips).
-   */
-  readonly #grouped: TxRunner | null;
 
   constructor(
     private readonly db: Kysely<DB>,
-    writes: TxRunner | null = null,
+    /**
+     * Database.statements: claims and completions group-committed on SQLite (under the inbound
+     * benchmark's load these autocommits were most of the ~3 commits per processed delivery).
+     */
+    private readonly statements: TxRunner | null = null,
   ) {
     this.#postgres = dialectOf(db) === 'postgres';
-    this.#grouped = this.#postgres ? null : writes;
   }
 
-  /** `work` on the database: in the turn's group commit on SQLite when there is one. */
   #write<T>(work: (db: Kysely<DB>) => Promise<T>): Promise<T> {
-    return this.#grouped ? this.#grouped.run(work) : work(this.db);
+    return this.statements ? this.statements.run(work) : work(this.db);
   }
 
   /**

@@ -3,16 +3,18 @@ import { after, before, describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
 import { ArrivalOrder } from '../features/connectors/arrival-order.ts';
+import { FtsIndexer } from '../features/search/fts-indexer.ts';
 import { SupportRepo } from '../features/support/support.repo.ts';
 import { newTestDb, testDialects, type TestDb } from '../../test/helpers/new-test-db.ts';
 
 /**
  * SQLite's planner has no statistics on a young database and can pick an index that walks a whole
- * organization. These statements run once per inbound message; each was once slow because of its
- * plan (inbound benchmark): the plan SQLite makes for the SQL our code really sends is checked here.
+ * organization, or a whole table. Each statement here runs once per message or per batch of
+ * messages and was once slow because of its plan (inbound and send benchmarks): the plan SQLite
+ * makes for the SQL our code really sends is checked here.
  */
 if (testDialects().includes('sqlite')) {
-  describe('SQLite query plans of the inbound path', () => {
+  describe('SQLite query plans of the message paths', () => {
     let t: TestDb;
     const seen: string[] = [];
     const prepare = SQLite.prototype.prepare;
@@ -56,6 +58,15 @@ if (testDialects().includes('sqlite')) {
       const plan = await planOf('select "id" from "webhook_events" where "inbox_id"');
       assert.match(plan, /USING COVERING INDEX webhook_events_waiting_idx/);
       assert.doesNotMatch(plan, /TEMP B-TREE|SCAN/);
+    });
+
+    it('the search indexer reads its queue first and each queued message by rowid, not every message up to the newest', async () => {
+      await t.db.executeQuery(CompiledQuery.raw('pragma foreign_keys = off'));
+      await t.db.executeQuery(CompiledQuery.raw(`insert into messages_fts_pending(message_rowid) values (1)`));
+      await new FtsIndexer(t.db, t.writes, { intervalMs: 60_000 }).flush();
+      const plan = await planOf('insert into messages_fts(rowid, body, conversation_id)');
+      // Outer loop over the queue (p), then one lookup per queued rowid in messages (m).
+      assert.match(plan, /^(SCAN|SEARCH) p\b.* \| SEARCH m USING INTEGER PRIMARY KEY \(rowid=\?\)$/);
     });
   });
 }

@@ -70,8 +70,13 @@ async function indexPending(db: Kysely<DB>, limit: number, upTo: number): Promis
       select message_rowid from messages_fts_pending where message_rowid <= ${upTo} order by message_rowid limit ${limit})`.execute(db);
   const { hi, n } = r.rows[0] ?? { hi: null, n: 0 };
   if (hi === null || !n) return 0;
+  // CROSS JOIN keeps the queue as the outer loop: with a plain join SQLite's planner walked
+  // messages by rowid up to `hi` (every message ever sent) and looked each up in the queue, so a
+  // batch cost more the larger the database (4.7 → 10 µs a message from 20,000 to 120,000
+  // messages; 1 µs this way, flat).
   await sql`insert into messages_fts(rowid, body, conversation_id)
-    select m.rowid, m.body, m.conversation_id from messages_fts_pending p join messages m on m.rowid = p.message_rowid where p.message_rowid <= ${hi}`.execute(db);
+    select m.rowid, m.body, m.conversation_id from messages_fts_pending p cross join messages m on m.rowid = p.message_rowid
+    where p.message_rowid <= ${hi}`.execute(db);
   await sql`delete from messages_fts_pending where message_rowid <= ${hi}`.execute(db);
   return Number(n);
 }

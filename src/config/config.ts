@@ -320,7 +320,7 @@ function readIntegrations(r: Reader): IntegrationsConfig {
     outbox: {
       dispatcher: r.bool(['OUTBOX_DISPATCHER'], true),
       pollMs: r.int(['OUTBOX_POLL_MS'], 1000, 10, 600_000),
-      concurrency: r.int(['OUTBOX_CONCURRENCY'], 16, 1, 1000),
+      concurrency: r.int(['OUTBOX_CONCURRENCY'], 32, 1, 1000),
       maxAttempts: r.int(['OUTBOX_MAX_ATTEMPTS'], 20, 1, 1000),
       retryBaseMs,
       retryMaxMs: Math.max(retryBaseMs, r.int(['OUTBOX_RETRY_MAX_MS'], 3_600_000, 1, 7 * 86_400_000)),

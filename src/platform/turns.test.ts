@@ -27,4 +27,18 @@ describe('TurnGate', () => {
     await gate.next();
     assert.equal(gate.waiting, 0);
   });
+
+  it('lets `perTurn` callers through per turn, in call order', async () => {
+    const gate = new TurnGate(2);
+    const log: string[] = [];
+    const waits = [1, 2, 3, 4, 5].map((n) =>
+      gate.next().then(() => {
+        log.push(`work ${n}`);
+        setImmediate(() => log.push(`after ${n}`));
+      }),
+    );
+    await Promise.all(waits);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(log, ['work 1', 'work 2', 'after 1', 'after 2', 'work 3', 'work 4', 'after 3', 'after 4', 'work 5', 'after 5']);
+  });
 });

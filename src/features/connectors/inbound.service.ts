@@ -102,7 +102,13 @@ export class InboundService {
   readonly #metrics: Counter<'platform' | 'outcome'>;
   readonly #counters = new Map<string, { inc(): void }>();
   readonly #order: ArrivalOrder;
-  readonly #turns = new TurnGate();
+  /**
+   * Deliveries start at most 8 per event-loop turn (acks come first, see process()); their writes
+   * share group commits. One per turn cost about a commit per delivery: 18.5 WAL pages and ~600 µs
+   * of CPU per delivery (ack and processing), against 8.9 pages and ~300 µs with 8 (in-process,
+   * 20,000 queued deliveries worked off; OUTBOX_CONCURRENCY 32).
+   */
+  readonly #turns = new TurnGate(8);
   readonly #inboxCache = new Map<string, { row: InboxRow; at: number }>();
   /** The deliveries waiting for the write that will store them (see #store). */
   #batch: { rows: Accepted[]; done: Promise<void> } | null = null;
@@ -201,7 +207,7 @@ export class InboundService {
 
   /** The outbox handler: one stored delivery (after the inbox's earlier ones, see ArrivalOrder). */
   async process(webhookEventId: string, order?: { inboxId: string; key: string }): Promise<DeliveryResult> {
-    // One delivery per event-loop turn: acks (the requests platforms time out on) come first.
+    // A few deliveries per event-loop turn (#turns): acks (the requests platforms time out on) come first.
     return (await this.#order.run(webhookEventId, order, async (id) => (await this.#turns.next(), this.#processOne(id)))) ?? { ok: true };
   }
 

@@ -172,8 +172,11 @@ export class OutboxDispatcher {
         }
       }
       this.#batchUntil = 0;
-      this.#moreDue = false;
+      // With every slot taken nothing is claimed, and what was known stays known: rows still due
+      // (the last claim filled every slot) are claimed as soon as attempts end. (Forgetting it here
+      // left a backlog waiting for the next poll with every slot idle.)
       if (free > 0) {
+        this.#moreDue = false;
         try {
           const now = this.clock.now();
           const rows = await this.repo.claim(iso(now), iso(now + this.#opts.lockMs), free);

@@ -8,7 +8,7 @@ describe('integrations configuration', () => {
   it('Redis events follow REDIS_URL unless switched off; the defaults', () => {
     const off = loadConfig(base).integrations;
     assert.equal(off.redisEvents, false);
-    assert.deepEqual(off.outbox, { dispatcher: true, pollMs: 1000, concurrency: 16, maxAttempts: 20, retryBaseMs: 1000, retryMaxMs: 3_600_000, lockMs: 60_000 });
+    assert.deepEqual(off.outbox, { dispatcher: true, pollMs: 1000, concurrency: 32, maxAttempts: 20, retryBaseMs: 1000, retryMaxMs: 3_600_000, lockMs: 60_000 });
     assert.deepEqual(off.webhooks, { timeoutMs: 10_000, allowPrivate: false });
     assert.equal(off.redisMinSubscribers, 0);
     assert.equal(loadConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' }).integrations.redisEvents, true);

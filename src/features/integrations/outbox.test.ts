@@ -217,6 +217,29 @@ for (const dialect of testDialects()) {
       }
     });
 
+    it('with every slot taken, a backlog is not forgotten: rows still due are claimed as attempts end, not at the next poll', async () => {
+      // A poll a minute away: only the dispatcher's own knowledge that more rows are due keeps it going.
+      const { dispatcher, repo } = newDispatcher(d, { concurrency: 4, pollMs: 60_000 });
+      const claim = repo.claim.bind(repo);
+      const delivered: string[] = [];
+      // A producer commits (and kicks) while a claim runs, as webhook acks do all the time (until
+      // the end: a kick at every claim would have the dispatcher claim forever).
+      repo.claim = async (...args) => {
+        if (delivered.length < 40) dispatcher.kick();
+        return claim(...args);
+      };
+      dispatcher.register('full', { deliver: async (row) => (await new Promise((r) => setTimeout(r, 5)), delivered.push(row.event_id), { ok: true }) });
+      const ids = Array.from({ length: 40 }, () => newId());
+      await d.db.transaction().execute((trx) => events.enqueue(trx, ids.map((eventId) => ({ orgId, target: 'full', eventName: 'chat.test', eventId, payload: '{}', idempotencyKey: `${eventId}:full` }))));
+      dispatcher.start();
+      try {
+        await until('all delivered without waiting for a poll', () => delivered.length === 40, 5000);
+        assert.deepEqual([...delivered].sort(), [...ids].sort());
+      } finally {
+        await dispatcher.stop();
+      }
+    });
+
     it('a lease that ran out is fenced: the late result is dropped, the new claimer owns the row', async () => {
       const repo = new OutboxRepo(d.db);
       const eventId = newId();

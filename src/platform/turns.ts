@@ -7,7 +7,7 @@
  * queued behind a backlog (measured on webhook acks: see BENCHMARKS.md, inbound).
  *
  * More than one per turn lets their writes share commits (SQLite's group commit takes the writes of
- * a turn together): inbound processing uses 8.
+ * a turn together).
  */
 export class TurnGate {
   readonly #waiting: Array<() => void> = [];

@@ -12,6 +12,8 @@ export type NewMessageRow = Omit<MessageRow, 'seq' | 'reply_count' | 'last_reply
 export interface Inserted {
   message: MessageRow;
   root?: { reply_count: number; last_reply_at: string; version_seq: number };
+  /** The conversation's kind. */
+  kind: string;
 }
 
 /** Work done in the same transaction as the insert. */
@@ -83,13 +85,29 @@ export interface Range {
 
 // The statements of every send, prepared once (storage/prepared.ts): building them with Kysely
 // each time cost more than running them.
-const NEXT_SEQ = new PreparedQuery<[versions: number, at: string, conversationId: string, orgId: string], { last_seq: number; messages_version: number }>((db: Kysely<DB>, param) =>
+const NEXT_SEQ = new PreparedQuery<[versions: number, at: string, conversationId: string, orgId: string], { last_seq: number; messages_version: number; kind: string }>((db: Kysely<DB>, param) =>
   db
     .updateTable('conversations')
     .set((eb) => ({ last_seq: eb('last_seq', '+', 1), messages_version: eb('messages_version', '+', param(0)), last_message_at: param(1), updated_at: param(1) }))
     .where('id', '=', param(2))
     .where('org_id', '=', param(3))
-    .returning(['last_seq', 'messages_version']),
+    .returning(['last_seq', 'messages_version', 'kind']),
+);
+/**
+ * NEXT_SEQ only where a member may write without more checks (see MessagesRepo.insertAsMember):
+ * not a support conversation, not archived, and the sender is a member.
+ */
+const NEXT_SEQ_AS_MEMBER = new PreparedQuery<[versions: number, at: string, conversationId: string, orgId: string, userId: string], { last_seq: number; messages_version: number; kind: string }>(
+  (db: Kysely<DB>, param) =>
+    db
+      .updateTable('conversations')
+      .set((eb) => ({ last_seq: eb('last_seq', '+', 1), messages_version: eb('messages_version', '+', param(0)), last_message_at: param(1), updated_at: param(1) }))
+      .where('id', '=', param(2))
+      .where('org_id', '=', param(3))
+      .where('kind', '<>', 'support')
+      .where('archived_at', 'is', null)
+      .where((eb) => eb.exists(eb.selectFrom('conversation_members as m').select(eb.lit(1).as('x')).whereRef('m.conversation_id', '=', 'conversations.id').where('m.user_id', '=', param(4))))
+      .returning(['last_seq', 'messages_version', 'kind']),
 );
 const MESSAGE_COLUMNS = [
   'id', 'org_id', 'conversation_id', 'seq', 'version_seq', 'sender_type', 'sender_id', 'type', 'body', 'metadata', 'parent_id', 'client_msg_id', 'private',
@@ -184,14 +202,34 @@ export class MessagesRepo {
    * On SQLite the transaction is shared with the other sends of the same event-loop turn (group
    * commit: see storage/group-commit.ts); on PostgreSQL a plain message takes one statement.
    */
-  async insertNext(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<Inserted> {
+  insertNext(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<Inserted> {
+    return this.#insert(row, extras, false).then((r) => {
+      if (!r) throw new Error(`conversation ${row.conversation_id} not found while sending`);
+      return r;
+    });
+  }
+
+  /**
+   * insertNext with the access check of a member's write in the same statement as the next seq:
+   * stores the message only if the conversation is not a support conversation, is not archived and
+   * the sender (`row.sender_id`) is a member; else changes nothing and returns null (the caller
+   * then checks access the long way, for the error or the other cases). Checked inside the write,
+   * nobody can leave or archive between the check and the insert.
+   */
+  insertAsMember(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<Inserted | null> {
+    return this.#insert(row, extras, true);
+  }
+
+  async #insert(row: NewMessageRow, extras: InsertExtras, asMember: boolean): Promise<Inserted | null> {
+    if (asMember && row.sender_id === null) return null;
     const plain = !extras.attachmentFileIds?.length && !extras.mentionUserIds.length && row.parent_id === null && !extras.inTransaction;
-    if (plain && this.#dialect === 'postgres') return { message: await this.#insertInOneStatement(row) };
+    if (plain && this.#dialect === 'postgres') return this.#insertInOneStatement(row, asMember);
     return this.writes.run(async (trx) => {
       // A thread reply is two changes: the reply (version - 1) and its root's counters (version).
       const versions = row.parent_id === null ? 1 : 2;
-      const [conv] = await NEXT_SEQ.execute(trx, [versions, row.created_at, row.conversation_id, row.org_id]);
-      if (!conv) throw new Error(`conversation ${row.conversation_id} not found while sending`);
+      const seqArgs = [versions, row.created_at, row.conversation_id, row.org_id] as const;
+      const [conv] = asMember ? await NEXT_SEQ_AS_MEMBER.execute(trx, [...seqArgs, row.sender_id!]) : await NEXT_SEQ.execute(trx, [...seqArgs]);
+      if (!conv) return null;
       const version = Number(conv.messages_version);
       const message = storedRow(row, Number(conv.last_seq), version - versions + 1, extras.attachmentFileIds?.length ?? 0);
       await INSERT_MESSAGE.execute(trx, MESSAGE_COLUMNS.map((c) => message[c]));
@@ -228,7 +266,7 @@ export class MessagesRepo {
         }
       }
       await extras.inTransaction?.(trx, message);
-      return { message, root };
+      return { message, root, kind: conv.kind };
     });
   }
 
@@ -238,12 +276,16 @@ export class MessagesRepo {
    * concurrent senders to one conversation queue on it: one round trip instead of four keeps that
    * queue short (measured: about 500 sends/s to one channel with the transaction of four statements).
    */
-  async #insertInOneStatement(row: NewMessageRow): Promise<MessageRow> {
-    const res = await sql<{ seq: number; version_seq: number }>`
+  async #insertInOneStatement(row: NewMessageRow, asMember: boolean): Promise<Inserted | null> {
+    // insertAsMember's conditions (the same as NEXT_SEQ_AS_MEMBER).
+    const guard = asMember
+      ? sql`and kind <> 'support' and archived_at is null and exists (select 1 from conversation_members cm where cm.conversation_id = conversations.id and cm.user_id = ${row.sender_id}::text)`
+      : sql``;
+    const res = await sql<{ seq: number; version_seq: number; kind: string }>`
       with c as (
         update conversations set last_seq = last_seq + 1, messages_version = messages_version + 1, last_message_at = ${row.created_at}, updated_at = ${row.created_at}
-        where id = ${row.conversation_id} and org_id = ${row.org_id}
-        returning last_seq, messages_version
+        where id = ${row.conversation_id} and org_id = ${row.org_id} ${guard}
+        returning last_seq, messages_version, kind
       ), m as (
         insert into messages (id, org_id, conversation_id, seq, version_seq, sender_type, sender_id, type, body, metadata, parent_id, client_msg_id, private, edited_at, deleted_at, created_at, in_channel, mentions)
         select ${row.id}, ${row.org_id}, ${row.conversation_id}, c.last_seq, c.messages_version, ${row.sender_type}, ${row.sender_id}::text, ${row.type}, ${row.body}, ${row.metadata}::text,
@@ -254,10 +296,10 @@ export class MessagesRepo {
         update conversation_members set last_read_seq = m.seq from m
         where conversation_id = ${row.conversation_id} and user_id = ${row.sender_id}::text and last_read_seq < m.seq
       )
-      select seq, version_seq from m`.execute(this.db);
+      select m.seq, m.version_seq, c.kind from m, c`.execute(this.db);
     const got = res.rows[0];
-    if (got === undefined) throw new Error(`conversation ${row.conversation_id} not found while sending`);
-    return { ...row, seq: Number(got.seq), version_seq: Number(got.version_seq), reply_count: 0, last_reply_at: null, pinned_at: null, pinned_by: null, reaction_count: 0, attachment_count: 0 };
+    if (got === undefined) return null;
+    return { message: storedRow(row, Number(got.seq), Number(got.version_seq), 0), kind: got.kind };
   }
 
   /**

@@ -8,7 +8,7 @@ import { asUniqueViolation } from '../../storage/errors.ts';
 import type { ConversationsService } from '../conversations/conversations.service.ts';
 import type { FileDto } from '../files/files.schemas.ts';
 import type { FilesService } from '../files/files.service.ts';
-import type { MessageJsonRow, MessageRow, MessagesRepo } from './messages.repo.ts';
+import type { InsertExtras, MessageJsonRow, MessageRow, MessagesRepo } from './messages.repo.ts';
 import { mentionedUserIds, parseMentions } from './mentions.ts';
 import { HistoryPageCache } from './page-cache.ts';
 import type { RealtimePublisher } from '../realtime/publisher.ts';
@@ -173,9 +173,18 @@ export class MessagesService {
    * returns the first message instead of storing a second: `replayed` tells which happened.
    */
   async send(p: Principal, conversationId: string, body: SendMessageBody): Promise<{ message: MessageDto; replayed: boolean }> {
+    // Most sends are a member's plain text to a team conversation: their access check is made in
+    // the write itself (MessagesRepo.insertAsMember), one read fewer. Only bodies #post will not
+    // refuse go that way, so that access errors still come first. Conversations found to be support
+    // conversations go the long way from then on (kinds never change).
+    const plainText = body.private !== true && !body.attachments?.length && body.body.trim() !== '';
+    if (plainText && !this.#supportIds.has(conversationId)) return this.#post(p, null, conversationId, body, null, true);
     const c = await this.conversations.requireAccess(p, conversationId, 'write');
     return this.#post(p, c.kind, conversationId, body, null, true);
   }
+
+  /** Support conversations seen by send (bounded; only a shortcut: a miss costs one statement). */
+  readonly #supportIds = new Set<string>();
 
   /** Reply in the thread of a top-level message; `also_send_to_channel` shows it in the channel too. */
   async reply(p: Principal, rootId: string, body: SendMessageBody & { also_send_to_channel?: boolean }): Promise<{ message: MessageDto; replayed: boolean }> {
@@ -187,7 +196,14 @@ export class MessagesService {
     return this.#post(p, c.kind, root.conversation_id, body, root, body.also_send_to_channel === true);
   }
 
-  async #post(p: Principal, kind: string, conversationId: string, body: SendMessageBody, root: MessageRow | null, inChannel: boolean): Promise<{ message: MessageDto; replayed: boolean }> {
+  /**
+   * Stores and announces a new message. `kind` null: access not checked yet (send's member path):
+   * the insert checks it (insertAsMember), and when that finds no member's write the full check
+   * runs, answers with its error or gives the kind, and the insert is made with it. On that path
+   * the send counts against the sender's limit before the check (a refused send counts too).
+   */
+  async #post(p: Principal, kindIfChecked: string | null, conversationId: string, body: SendMessageBody, root: MessageRow | null, inChannel: boolean): Promise<{ message: MessageDto; replayed: boolean }> {
+    let kind = kindIfChecked;
     const userId = requireUser(p);
     if (body.private === true && !(kind === 'support' && checkAccess(p, 'support.handle'))) {
       throw new AppError('validation.failed', 'Private notes are for the staff of support conversations', { fields: [{ field: '/body/private', message: 'not allowed here' }] });
@@ -198,7 +214,11 @@ export class MessagesService {
     const clientId = body.client_msg_id ?? null;
     if (clientId !== null) {
       const first = await this.repo.findByClientId(conversationId, userId, clientId);
-      if (first) return { message: (await this.#dtos(p, [first]))[0]!, replayed: true };
+      // A retry: answered once access is checked (the member path checks it now).
+      if (first) {
+        if (kind === null) await this.conversations.requireAccess(p, conversationId, 'write');
+        return { message: (await this.#dtos(p, [first]))[0]!, replayed: true };
+      }
     }
     // A retry answered from the first message above is not counted against the limit.
     await this.#checkSendLimit(userId);
@@ -229,19 +249,17 @@ export class MessagesService {
     };
     const followers = root ? [...new Set([userId, ...(root.sender_type === 'user' && root.sender_id ? [root.sender_id] : [])])] : [];
     try {
-      const events = kind === 'support' ? this.#events : null;
-      // Staff replies in a support conversation go out to the platform (never private notes).
-      const outbound = kind === 'support' && row.private === 0 && checkAccess(p, 'support.handle') ? this.#outbound : null;
-      const mirror = kind === 'support' ? this.#mirror : null;
-      const inTransaction =
-        events || outbound || mirror
-          ? async (trx: Kysely<DB>, m: MessageRow) => {
-              if (outbound && (await outbound(trx, p.orgId, conversationId, m.id))) m.delivery_status = 'pending';
-              await events?.record(trx, p.orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(m, { attachments }) });
-              await mirror?.message(trx, p.orgId, conversationId, m);
-            }
-          : undefined;
-      const { message: stored, root: rootChange } = await this.repo.insertNext(row, { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id), inTransaction });
+      const extras = { mentionUserIds: mentioned, threadFollowerIds: followers, attachmentFileIds: attachments.map((f) => f.id) };
+      let inserted = kind === null ? await this.repo.insertAsMember(row, extras) : null;
+      if (inserted) kind = inserted.kind;
+      else {
+        if (kind === null) {
+          kind = (await this.conversations.requireAccess(p, conversationId, 'write')).kind;
+          if (kind === 'support') this.#rememberSupport(conversationId);
+        }
+        inserted = await this.repo.insertNext(row, { ...extras, inTransaction: this.#supportWork(p, kind, conversationId, row.private, attachments) });
+      }
+      const { message: stored, root: rootChange } = inserted;
       this.metrics.sent(kind, stored.type);
       const dto = toMessageDto(stored, { attachments });
       await this.#announceNew(p, kind, dto, stored.version_seq, mentioned, root && rootChange ? { ...root, ...rootChange } : null);
@@ -616,6 +634,28 @@ export class MessagesService {
     return { version, tooMany: false, changes: rows.map((r, i) => ({ version_seq: r.version_seq, deleted: r.deleted_at !== null, private: r.private === 1, json: jsons[i]! })) };
   }
 
+  /**
+   * What a new message of a support conversation does in its transaction: a staff reply goes out
+   * to the platform (never a private note), its integration event, and the mirrors.
+   */
+  #supportWork(p: Principal, kind: string, conversationId: string, isPrivate: number, attachments: FileDto[]): InsertExtras['inTransaction'] {
+    if (kind !== 'support') return undefined;
+    const events = this.#events;
+    const outbound = isPrivate === 0 && checkAccess(p, 'support.handle') ? this.#outbound : null;
+    const mirror = this.#mirror;
+    if (!events && !outbound && !mirror) return undefined;
+    return async (trx: Kysely<DB>, m: MessageRow) => {
+      if (outbound && (await outbound(trx, p.orgId, conversationId, m.id))) m.delivery_status = 'pending';
+      await events?.record(trx, p.orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(m, { attachments }) });
+      await mirror?.message(trx, p.orgId, conversationId, m);
+    };
+  }
+
+  #rememberSupport(conversationId: string): void {
+    if (this.#supportIds.size >= 100_000) this.#supportIds.clear();
+    this.#supportIds.add(conversationId);
+  }
+
   /** Per-user send limit across conversations (a retry answered from the first message is not counted). */
   async #checkSendLimit(userId: string): Promise<void> {
     const { limiter, max, windowMs } = this.sendLimit;
@@ -625,7 +665,6 @@ export class MessagesService {
     if (w.count > max) throw new RateLimitedError(Math.ceil(w.retryAfterMs / 1000), 'send');
   }
 
-  /** A message is visible exactly when its conversation is. */
   /** A message is visible when its conversation is; a private note only to the conversation's staff. */
   async #requireVisible(p: Principal, m: MessageRow, need: 'read' | 'write' = 'read') {
     const c = await this.conversations.requireConversation(p, m.conversation_id, need).catch((err: unknown) => {

@@ -3,6 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
 import { makeOrg, makeUser, makeUsers, type TestUser } from '../../../test/helpers/factories.ts';
+import { randomUUID } from 'node:crypto';
+import { newOrderedId } from '../../platform/ids.ts';
+import { MessagesRepo } from './messages.repo.ts';
 
 for (const dialect of testDialects()) {
   describe(`messages (${dialect})`, () => {
@@ -48,6 +51,33 @@ for (const dialect of testDialects()) {
       await Promise.all(senders);
       const rows = await t.db.db.selectFrom('messages').select('seq').where('conversation_id', '=', id).orderBy('seq').execute();
       assert.deepEqual(rows.map((r) => Number(r.seq)), Array.from({ length: 1600 }, (_, i) => i + 1));
+    });
+
+    it('insertAsMember stores only a member’s message to an unarchived team conversation, and changes nothing otherwise', async () => {
+      const repo = new MessagesRepo(t.db.db, t.db.writes);
+      const id = await channel([]);
+      const row = (conversationId: string, senderId: string, body: string) => ({
+        id: newOrderedId(), org_id: alice.orgId, conversation_id: conversationId, sender_type: 'user', sender_id: senderId, type: 'text', body, metadata: null, parent_id: null,
+        client_msg_id: null, private: 0, edited_at: null, deleted_at: null, created_at: new Date().toISOString(), in_channel: 1, mentions: null, external_id: null, delivery_status: null, delivery_error: null,
+      });
+      const lastSeq = async (cid: string) => Number((await t.db.db.selectFrom('conversations').select('last_seq').where('id', '=', cid).executeTakeFirstOrThrow()).last_seq);
+      const stored = await repo.insertAsMember(row(id, alice.id, 'by the owner'));
+      assert.equal(stored?.message.seq, 1);
+      assert.equal(stored?.kind, 'public');
+      // Not a member (bob), another organization's id for the same conversation, a missing conversation.
+      assert.equal(await repo.insertAsMember(row(id, bob.id, 'not a member')), null);
+      assert.equal(await repo.insertAsMember({ ...row(id, alice.id, 'wrong org'), org_id: (await makeOrg(t.services)).id }), null);
+      assert.equal(await repo.insertAsMember(row(randomUUID(), alice.id, 'nowhere')), null);
+      // Archived.
+      await t.db.db.updateTable('conversations').set({ archived_at: new Date().toISOString() }).where('id', '=', id).execute();
+      assert.equal(await repo.insertAsMember(row(id, alice.id, 'archived')), null);
+      assert.equal(await lastSeq(id), 1);
+      // A support conversation, even for a member: its checks and hooks are the long way's.
+      await t.db.db.updateTable('conversations').set({ archived_at: null, kind: 'support' }).where('id', '=', id).execute();
+      assert.equal(await repo.insertAsMember(row(id, alice.id, 'support')), null);
+      assert.equal(await lastSeq(id), 1);
+      const bodies = await t.db.db.selectFrom('messages').select('body').where('conversation_id', '=', id).execute();
+      assert.deepEqual(bodies.map((b) => b.body), ['by the owner']);
     });
 
     it('a retried send with the same client_msg_id returns the first message, also when retries race', async () => {

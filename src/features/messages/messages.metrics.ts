@@ -14,10 +14,18 @@ export function createMessageMetrics(registry: Registry) {
     labelNames: ['kind'] as const,
     registers: [registry],
   });
+  // Labelled children kept per value: prom-client hashes the label object on every labelled inc.
+  const byType = new Map<string, { inc(): void }>();
+  const byKind = new Map<string, { inc(): void }>();
+  const child = (cache: Map<string, { inc(): void }>, make: () => { inc(): void }, value: string) => {
+    let c = cache.get(value);
+    if (!c) cache.set(value, (c = make()));
+    return c;
+  };
   return {
     sent(kind: string, type: string): void {
-      sent.inc({ type });
-      byChannel.inc({ kind });
+      child(byType, () => sent.labels({ type }), type).inc();
+      child(byKind, () => byChannel.labels({ kind }), kind).inc();
     },
   };
 }

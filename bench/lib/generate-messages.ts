@@ -243,9 +243,9 @@ function fill(file: string, log: (l: string) => void): Omit<Dataset, 'file' | 'g
       for (const c of channels) updateConv.run(c.lastSeq, c.lastAt, c.lastAt, c.id);
     })();
 
-    // New messages wait in messages_fts_pending for Parley's batch indexer: index them all here at once.
+    // New messages wait above messages_fts_state's mark for Parley's batch indexer: index them all here at once.
     db.exec("insert into messages_fts(messages_fts) values ('rebuild')");
-    db.exec('delete from messages_fts_pending');
+    db.exec('update messages_fts_state set indexed_upto = (select coalesce(max(rowid), 0) from messages)');
 
     // Words for the search benchmark: the most common word, one of middle rank, one of the tail.
     const count = db.prepare('select count(*) as n from messages_fts where messages_fts match ?');

@@ -4,12 +4,13 @@ import { sql } from 'kysely';
 import { call, newTestApp, type TestApp } from '../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
 import { makeOrg, makeUsers, type TestUser } from '../../../test/helpers/factories.ts';
-import * as m0013 from '../../storage/migrations/0013-fts-batches.ts';
+import * as m0015 from '../../storage/migrations/0015-fts-high-water-mark.ts';
+import type { TxRunner } from '../../storage/group-commit.ts';
 import { FtsIndexer } from './fts-indexer.ts';
 
 /**
- * SQLite's search index is filled in batches (FtsIndexer, migration 0013): what waits in
- * messages_fts_pending must be found by the next search, survive a restart, and follow edits and
+ * SQLite's search index is filled in batches (FtsIndexer, migrations 0013 and 0015): what waits
+ * above the mark must be found by the next search, survive a restart, and follow edits and
  * deletes whether a message was already indexed or still waiting.
  */
 describe('search index in batches (sqlite)', { skip: !testDialects().includes('sqlite') && 'SQLite only, not in this run' }, () => {
@@ -37,11 +38,12 @@ describe('search index in batches (sqlite)', { skip: !testDialects().includes('s
     assert.equal(r.statusCode, 200, r.body);
     return r.data.data.map((h: { message: { id: string } }) => h.message.id);
   };
-  const pending = async () => Number((await sql<{ n: number }>`select count(*) as n from messages_fts_pending`.execute(t.db.db)).rows[0]!.n);
+  /** Messages not indexed yet: those above the mark. */
+  const pending = async () => Number((await sql<{ n: number }>`select count(*) as n from messages where rowid > (select indexed_upto from messages_fts_state)`.execute(t.db.db)).rows[0]!.n);
   const indexed = async (w: string) => Number((await sql<{ n: number }>`select count(*) as n from messages_fts where messages_fts match ${`body:"${w}"`}`.execute(t.db.db)).rows[0]!.n);
   const consistent = () => sql`insert into messages_fts(messages_fts, rank) values ('integrity-check', 1)`.execute(t.db.db);
 
-  it('a send waits in the queue, not in the index; the next search finds it (it flushes first)', async () => {
+  it('a send waits above the mark, not in the index; the next search finds it (it flushes first)', async () => {
     const w = word();
     const m = await send(`deploy ${w} now`);
     assert.equal(await pending(), 1);
@@ -51,7 +53,7 @@ describe('search index in batches (sqlite)', { skip: !testDialects().includes('s
     await consistent();
   });
 
-  it('what was queued before a restart is indexed after it (the queue is a table)', async () => {
+  it('what was above the mark before a restart is indexed after it (the mark is in a table)', async () => {
     const w = word();
     const ids = [(await send(`${w} one`)).id, (await send(`${w} two`)).id, (await send(`${w} three`)).id];
     assert.equal(await pending(), 3);
@@ -82,7 +84,7 @@ describe('search index in batches (sqlite)', { skip: !testDialects().includes('s
     await consistent();
   });
 
-  it('a new message that takes the rowid of a deleted one is still indexed (the queue holds rowids, not a high-water mark)', async () => {
+  it('a new message that takes the rowid of a deleted one is still indexed (the delete lowers the mark)', async () => {
     const w1 = word();
     const last = await send(`${w1} the newest`);
     assert.deepEqual(await found(w1), [last.id]);
@@ -98,23 +100,51 @@ describe('search index in batches (sqlite)', { skip: !testDialects().includes('s
     await consistent();
   });
 
-  it('migration 0013 down indexes the queue and puts the per-send triggers back; up again queues', async () => {
-    const w1 = word();
-    const queued = await send(`${w1} queued before down`);
-    assert.equal(await pending(), 1);
-    const db = t.db.db as unknown as Parameters<typeof m0013.down>[0];
-    await m0013.down(db);
-    assert.equal(await indexed(w1), 1, 'the queue was indexed on the way down');
+  it('a batch never moves the mark past the largest rowid, also when the newest messages are deleted after the flush began', async () => {
+    const w = word();
+    const keep = await send(`${w} kept`);
+    const gone = await send(`${w} deleted while the flush starts`);
+    // The flush reads the newest rowid (gone's), then the message is deleted before its batch runs.
+    let deleted = false;
+    const racing: TxRunner = {
+      run: async (work) => {
+        if (!deleted) {
+          deleted = true;
+          await sql`delete from messages where id = ${gone.id}`.execute(t.db.db);
+        }
+        return t.db.writes.run(work);
+      },
+    };
+    await new FtsIndexer(t.db.db, racing, { intervalMs: 60_000 }).flush();
+    assert.equal(deleted, true);
+    const mark = async () => Number((await sql<{ m: number }>`select indexed_upto as m from messages_fts_state`.execute(t.db.db)).rows[0]!.m);
+    const max = async () => Number((await sql<{ m: number }>`select max(rowid) as m from messages`.execute(t.db.db)).rows[0]!.m);
+    assert.equal(await mark(), await max(), 'the mark stops at the largest rowid left');
+    // The next message takes the deleted one's rowid: it is above the mark, so it gets indexed.
     const w2 = word();
-    await send(`${w2} indexed by the trigger`);
-    assert.equal(await indexed(w2), 1, 'the old trigger indexes in the send');
+    const next = await send(`${w2} after`);
+    assert.deepEqual(await found(w2), [next.id]);
+    assert.deepEqual(await found(w), [keep.id]);
     await consistent();
-    await m0013.up(db);
-    const w3 = word();
-    await send(`${w3} queued again`);
+  });
+
+  it('migration 0015 down queues what is above the mark and puts the queue back; up again derives the mark from the queue', async () => {
+    const w1 = word();
+    const waiting = await send(`${w1} above the mark before down`);
     assert.equal(await pending(), 1);
-    assert.deepEqual(await found(w1), [queued.id]);
-    assert.equal((await found(w3)).length, 1);
+    const db = t.db.db as unknown as Parameters<typeof m0015.down>[0];
+    await m0015.down(db);
+    const queued = async () => Number((await sql<{ n: number }>`select count(*) as n from messages_fts_pending`.execute(t.db.db)).rows[0]!.n);
+    assert.equal(await queued(), 1, 'the message above the mark is queued on the way down');
+    const w2 = word();
+    await send(`${w2} queued by the trigger`);
+    assert.equal(await queued(), 2, 'the queue’s trigger queues a send');
+    await m0015.up(db);
+    assert.equal(await pending(), 2, 'the mark sits below the queue’s lowest rowid');
+    assert.equal(await indexed(w1), 0);
+    assert.deepEqual(await found(w1), [waiting.id]);
+    assert.equal((await found(w2)).length, 1);
+    assert.equal(await pending(), 0);
     await consistent();
   });
 });

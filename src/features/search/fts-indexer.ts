@@ -3,16 +3,16 @@ import type { TxRunner } from '../../storage/group-commit.ts';
 import type { DB } from '../../storage/schema.ts';
 
 /**
- * SQLite's full-text index is filled in batches, not inside each send (migration 0013). A new
- * message's rowid goes into `messages_fts_pending` (an append to one small table); this indexer
- * moves pending messages into `messages_fts` many at a time, so FTS5 writes one segment per batch
- * instead of one per commit. Measured before: the index was 4.3 of a plain send's 13 WAL pages
- * and ~17 µs of its ~65 µs of statements.
+ * SQLite's full-text index is filled in batches, not inside each send. Every message with a rowid
+ * up to the mark in `messages_fts_state` is indexed, every one above it is not yet (migration
+ * 0015, which also tells why a new message always lands above the mark); this indexer indexes
+ * what is above the mark many messages at a time and moves the mark, so FTS5 writes one segment
+ * per batch instead of one per commit, and a send does nothing for the index at all.
  *
  * Searches stay exact: SearchService flushes before every search, so a message is found by the
- * next search as soon as its send has committed. The pending table is durable: what was not
- * indexed before a crash is indexed after the restart. Edits and deletes of a pending message are
- * left to the indexer (it reads the current body); of an indexed one, the triggers update the index.
+ * next search as soon as its send has committed. The mark is durable: what was not indexed before
+ * a crash is indexed after the restart. Edits and deletes of a message above the mark are left to
+ * the indexer (it reads the current body); of an indexed one, the triggers update the index.
  */
 export class FtsIndexer {
   #chain: Promise<void> = Promise.resolve();
@@ -47,36 +47,31 @@ export class FtsIndexer {
   }
 
   /**
-   * What is queued now, up to the newest rowid queued at the start: sends committed meanwhile wait
+   * The messages above the mark now, up to the newest at the start: sends committed meanwhile wait
    * for the next flush, so under load each flush is one batch of everything since the last one
-   * (draining "until empty" made a flush chase the sends in batches of a few dozen).
+   * (draining "until none is left" made a flush chase the sends in batches of a few dozen).
    */
   async #drain(): Promise<void> {
-    // Outside a write transaction: nothing queued is the common case of a search.
-    const top = await sql<{ hi: number | null }>`select max(message_rowid) as hi from messages_fts_pending`.execute(this.db);
-    const upTo = top.rows[0]?.hi ?? null;
-    if (upTo === null) return;
-    while ((await this.writes.run((trx) => indexPending(trx, this.opts.batch ?? 2000, upTo))) > 0);
+    // Outside a write transaction: nothing to index is the common case of a search.
+    const top = await sql<{ hi: number | null; done: number }>`select (select max(rowid) from messages) as hi, indexed_upto as done from messages_fts_state`.execute(this.db);
+    const { hi, done } = top.rows[0] ?? { hi: null, done: 0 };
+    if (hi === null || hi <= done) return;
+    while (await this.writes.run((trx) => indexAboveMark(trx, this.opts.batch ?? 2000, hi)));
   }
 }
 
 /**
- * Moves up to `limit` queued messages (lowest rowids first, none above `upTo`) into the FTS index;
- * returns how many.
+ * Indexes the messages with rowids in (mark, mark + `span`], none above `upTo` nor above the
+ * largest rowid now (the mark must never pass it: see migration 0015), and moves the mark there.
+ * Returns whether the mark is still below `upTo` (more to do).
  */
-async function indexPending(db: Kysely<DB>, limit: number, upTo: number): Promise<number> {
-  const r = await sql<{ hi: number | null; n: number }>`
-    select max(message_rowid) as hi, count(*) as n from (
-      select message_rowid from messages_fts_pending where message_rowid <= ${upTo} order by message_rowid limit ${limit})`.execute(db);
-  const { hi, n } = r.rows[0] ?? { hi: null, n: 0 };
-  if (hi === null || !n) return 0;
-  // CROSS JOIN keeps the queue as the outer loop: with a plain join SQLite's planner walked
-  // messages by rowid up to `hi` (every message ever sent) and looked each up in the queue, so a
-  // batch cost more the larger the database (4.7 → 10 µs a message from 20,000 to 120,000
-  // messages; 1 µs this way, flat).
+async function indexAboveMark(db: Kysely<DB>, span: number, upTo: number): Promise<boolean> {
+  const r = await sql<{ done: number; top: number | null }>`select indexed_upto as done, (select max(rowid) from messages) as top from messages_fts_state`.execute(db);
+  const { done, top } = r.rows[0] ?? { done: 0, top: null };
+  const to = Math.min(done + span, upTo, top ?? 0);
+  if (to <= done) return false;
   await sql`insert into messages_fts(rowid, body, conversation_id)
-    select m.rowid, m.body, m.conversation_id from messages_fts_pending p cross join messages m on m.rowid = p.message_rowid
-    where p.message_rowid <= ${hi}`.execute(db);
-  await sql`delete from messages_fts_pending where message_rowid <= ${hi}`.execute(db);
-  return Number(n);
+    select rowid, body, conversation_id from messages where rowid > ${done} and rowid <= ${to}`.execute(db);
+  await sql`update messages_fts_state set indexed_upto = ${to}`.execute(db);
+  return to < upTo;
 }

@@ -13,6 +13,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   if (dialectOf(db) === 'postgres') return;
   await sql`create table messages_fts_pending (message_rowid integer primary key)`.execute(db);
   for (const t of ['messages_fts_ai', 'messages_fts_ad', 'messages_fts_au']) await sql`drop trigger ${sql.id(t)}`.execute(db);
+  await createQueueTriggers(db);
+}
+
+/** The triggers of the queue (also used by migration 0015's down). */
+export async function createQueueTriggers(db: Kysely<unknown>): Promise<void> {
   await sql`create trigger messages_fts_ai after insert on messages begin
     insert into messages_fts_pending(message_rowid) values (new.rowid);
   end`.execute(db);

@@ -9,8 +9,16 @@ import { registerDirectSqlite, type SqliteStatement } from './direct-sqlite.ts';
 import { GroupCommit, transactionPerCall, type TxRunner } from './group-commit.ts';
 import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.ts';
 
-/** See the journal_size_limit pragma in createDb. */
-const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+/**
+ * The WAL file's size on disk after it starts over (journal_size_limit). SQLite cuts the file back
+ * in the first commit after the restart, on the thread that commits: under the inbound benchmark's
+ * load the WAL reached ~780 MB between restarts, and cutting it back to 64 MiB (this value until
+ * 2026-11-22) made those commits take 4–140 ms (the file system frees and discards the blocks),
+ * which set the webhook acks' p99 (16–31 ms; 10–12 ms with 1 GiB, as far as a run could tell).
+ * A file that stays large is reused from its start without new allocations; it is removed when
+ * the last connection closes.
+ */
+const WAL_SIZE_LIMIT_BYTES = 1024 * 1024 * 1024;
 import type { DB } from './schema.ts';
 
 export interface Database {
@@ -130,7 +138,7 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
   let checkpointer: Checkpointer | undefined;
   if (url !== ':memory:' && interval > 0) {
     sqlite.pragma('wal_autocheckpoint = 0');
-    // A WAL that starts over is cut back to this size (without it the file keeps its largest size).
+    // A WAL that starts over is cut back to this size (without it the file keeps its largest size; see above).
     sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     checkpointer = startCheckpointer(url, interval, options.onCheckpointError, {
       // The last pass of a round runs while no statement can use the app's connection (see the checkpointer).

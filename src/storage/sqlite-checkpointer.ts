@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
  * by the inbound benchmark). So once a pass reports more than `resetFrames` pages in the WAL, the
  * round goes on with passes — each copies what was written during the one before — until one
  * copies everything (no commit landed during it): the first write after it starts the WAL over, and
- * `journal_size_limit` gives the disk space back. Between the commits of a busy app such a pass
+ * `journal_size_limit` bounds the file (see createDb). Between the commits of a busy app such a pass
  * usually fits. When none does, a last pass runs while `hold` keeps the app's connection (Kysely's
  * connection mutex: writers wait asynchronously, the event loop runs on), after a pass that took
  * under QUICK_PASS_MS, so that it has little to copy (when none got quick, only past a cap).

@@ -19,6 +19,8 @@ export interface Run extends LoadRunRow {
   wrapped: number;
   /** Parley runs: the deliveries received in the run, the backlog left when the load ended, processing. */
   processing?: { events: number; backlog: number; drainMs: number; rate: number };
+  /** Parley runs: how long the machine took to get quiet after the drain (waitForQuietMachine). */
+  settleMs?: number;
 }
 
 export interface Measured {
@@ -137,7 +139,7 @@ ${table(
 - Load average (1, 5, 15 min) before the run: ${m.loadBefore.map((x) => x.toFixed(2)).join(', ')}; busiest measured bare/SQLite run had ${fmtPct(maxForeign)} of the machine's CPU used by other processes
 - Command: \`${ctx.command}\`${ctx.command === 'npm run bench' ? ' (runs every benchmark; this one alone: `npm run bench -- inbound`)' : ''}
 - Load tool: ${tool.name} ${tool.version}, one run per line below: \`${WRK_SHOWN(p.connections, p.durationSec)}\`
-- Protocol: warm-up ${p.warmupSec} s per target (not counted), then ${p.rounds} rounds of ${p.durationSec} s alternating ${m.targets.map((t) => NAMES[t]).join(', ')}; medians over the rounds. After each Parley run the benchmark waits until the dispatcher has processed every stored delivery (polling \`webhook_events\`), so each run starts with no backlog. Every response must be 2xx with no socket error, and the stored-once check must pass, else the benchmark is marked failed.
+- Protocol: warm-up ${p.warmupSec} s per target (not counted), then ${p.rounds} rounds of ${p.durationSec} s alternating ${m.targets.map((t) => NAMES[t]).join(', ')}; medians over the rounds. After each Parley run the benchmark waits until the dispatcher has processed every stored delivery (polling \`webhook_events\`), so each run starts with no backlog, and then until the machine is quiet (under 15 % of its cores busy for two half-second samples, at most 120 s: PostgreSQL's autovacuum and checkpoints after a run otherwise fell into the next runs). Every response must be 2xx with no socket error, and the stored-once check must pass, else the benchmark is marked failed.
 
 ${loadRunTable('target', [...m.warmups, ...m.runs], (x) => NAMES[x.target])}
 
@@ -146,8 +148,8 @@ load ended, the time to process it after the load, and the processing rate = del
 first \`received_at\` of the run) — one text message each, so messages stored per second from first ack to last processed.
 
 ${table(
-  ['run', 'target', 'deliveries', 'wrapped repeats', 'backlog at end of load', 'drained after', 'processed/s'],
-  parleyRuns.map((x) => [x.label, NAMES[x.target], n(x.processing!.events), n(x.wrapped), n(x.processing!.backlog), `${(x.processing!.drainMs / 1000).toFixed(1)} s`, fmtRps(x.processing!.rate)]),
+  ['run', 'target', 'deliveries', 'wrapped repeats', 'backlog at end of load', 'drained after', 'processed/s', 'quiet after'],
+  parleyRuns.map((x) => [x.label, NAMES[x.target], n(x.processing!.events), n(x.wrapped), n(x.processing!.backlog), `${(x.processing!.drainMs / 1000).toFixed(1)} s`, fmtRps(x.processing!.rate), x.settleMs === undefined ? '—' : `${(x.settleMs / 1000).toFixed(1)} s`]),
   ['l', 'l', 'r', 'r', 'r', 'r', 'r'],
 )}
 

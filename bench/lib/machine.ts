@@ -71,6 +71,28 @@ export function foreignCpuShare(a: CpuSnapshot | null, b: CpuSnapshot | null): n
   return Math.max(0, foreign) / (b.total - a.total);
 }
 
+/**
+ * Waits until the machine is quiet: the share of all cores in use, over half-second samples, stays
+ * under `maxBusy` twice in a row (at most `maxMs`). Used after a run whose server keeps working in
+ * the background once the load stops (PostgreSQL's autovacuum and checkpoints after a write-heavy
+ * run), so that its work does not fall into the next target's run. Returns the time waited.
+ */
+export async function waitForQuietMachine(maxBusy = 0.15, maxMs = 120_000): Promise<{ waitedMs: number; quiet: boolean }> {
+  const started = Date.now();
+  let quietSamples = 0;
+  let prev = cpuSnapshot([]);
+  while (Date.now() - started < maxMs) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = cpuSnapshot([]);
+    if (!prev || !now || now.total <= prev.total) return { waitedMs: Date.now() - started, quiet: false };
+    const busy = (now.busy - prev.busy) / (now.total - prev.total);
+    quietSamples = busy < maxBusy ? quietSamples + 1 : 0;
+    if (quietSamples >= 2) return { waitedMs: Date.now() - started, quiet: true };
+    prev = now;
+  }
+  return { waitedMs: Date.now() - started, quiet: false };
+}
+
 /** The commit measured, e.g. "3f3be55" or "3f3be55 + uncommitted changes in src/", or "unknown". */
 export function codeVersion(root: string): string {
   try {

@@ -203,9 +203,10 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
         (pr ? `  wrapped ${r.wrapped}  backlog ${pr.backlog}  processed ${Math.round(pr.rate)}/s  drained in ${(pr.drainMs / 1000).toFixed(1)} s` : ''),
     );
     await sleep(1000); // let the server finish closing the connections before the next run
-    // PostgreSQL keeps working after a write-heavy run (autovacuum, checkpoints): without this
-    // wait that work fell into the next runs (bare and SQLite rounds measured ~20 % slower, with a
-    // doubled ack p99, than in runs without PostgreSQL).
+    // A server may keep working after a write-heavy run (PostgreSQL: autovacuum, checkpoints);
+    // that work must not fall into the next target's run. (Added while looking for why bare and
+    // SQLite rounds run slower in full runs than without PostgreSQL; it did not explain that: the
+    // machine was quiet again within seconds. See BENCHMARKS.md, notes of the third session.)
     if (s) {
       const q = await waitForQuietMachine();
       r.settleMs = q.waitedMs;

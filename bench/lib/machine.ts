@@ -73,9 +73,10 @@ export function foreignCpuShare(a: CpuSnapshot | null, b: CpuSnapshot | null): n
 
 /**
  * Waits until the machine is quiet: the share of all cores in use, over half-second samples, stays
- * under `maxBusy` twice in a row (at most `maxMs`). Used after a run whose server keeps working in
- * the background once the load stops (PostgreSQL's autovacuum and checkpoints after a write-heavy
- * run), so that its work does not fall into the next target's run. Returns the time waited.
+ * under `maxBusy` twice in a row (at most `maxMs`). Used after a run whose server may keep working
+ * in the background once the load stops (PostgreSQL's autovacuum and checkpoints after a
+ * write-heavy run), so that such work does not fall into the next target's run. Returns the time
+ * waited.
  */
 export async function waitForQuietMachine(maxBusy = 0.15, maxMs = 120_000): Promise<{ waitedMs: number; quiet: boolean }> {
   const started = Date.now();

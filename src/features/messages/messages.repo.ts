@@ -85,29 +85,27 @@ export interface Range {
 
 // The statements of every send, prepared once (storage/prepared.ts): building them with Kysely
 // each time cost more than running them.
-const NEXT_SEQ = new PreparedQuery<[versions: number, at: string, conversationId: string, orgId: string], { last_seq: number; messages_version: number; kind: string }>((db: Kysely<DB>, param) =>
+type NextSeq = { last_seq: number; messages_version: number; kind: string };
+/** The conversation's next seq and messages version (param 0: how many versions), as an UPDATE to extend. */
+const nextSeq = (db: Kysely<DB>, param: (i: number) => any) => // eslint-disable-line @typescript-eslint/no-explicit-any
   db
     .updateTable('conversations')
     .set((eb) => ({ last_seq: eb('last_seq', '+', 1), messages_version: eb('messages_version', '+', param(0)), last_message_at: param(1), updated_at: param(1) }))
     .where('id', '=', param(2))
-    .where('org_id', '=', param(3))
-    .returning(['last_seq', 'messages_version', 'kind']),
+    .where('org_id', '=', param(3));
+const NEXT_SEQ = new PreparedQuery<[versions: number, at: string, conversationId: string, orgId: string], NextSeq>((db: Kysely<DB>, param) =>
+  nextSeq(db, param).returning(['last_seq', 'messages_version', 'kind']),
 );
 /**
  * NEXT_SEQ only where a member may write without more checks (see MessagesRepo.insertAsMember):
  * not a support conversation, not archived, and the sender is a member.
  */
-const NEXT_SEQ_AS_MEMBER = new PreparedQuery<[versions: number, at: string, conversationId: string, orgId: string, userId: string], { last_seq: number; messages_version: number; kind: string }>(
-  (db: Kysely<DB>, param) =>
-    db
-      .updateTable('conversations')
-      .set((eb) => ({ last_seq: eb('last_seq', '+', 1), messages_version: eb('messages_version', '+', param(0)), last_message_at: param(1), updated_at: param(1) }))
-      .where('id', '=', param(2))
-      .where('org_id', '=', param(3))
-      .where('kind', '<>', 'support')
-      .where('archived_at', 'is', null)
-      .where((eb) => eb.exists(eb.selectFrom('conversation_members as m').select(eb.lit(1).as('x')).whereRef('m.conversation_id', '=', 'conversations.id').where('m.user_id', '=', param(4))))
-      .returning(['last_seq', 'messages_version', 'kind']),
+const NEXT_SEQ_AS_MEMBER = new PreparedQuery<[versions: number, at: string, conversationId: string, orgId: string, userId: string], NextSeq>((db: Kysely<DB>, param) =>
+  nextSeq(db, param)
+    .where('kind', '<>', 'support')
+    .where('archived_at', 'is', null)
+    .where((eb) => eb.exists(eb.selectFrom('conversation_members as m').select(eb.lit(1).as('x')).whereRef('m.conversation_id', '=', 'conversations.id').where('m.user_id', '=', param(4))))
+    .returning(['last_seq', 'messages_version', 'kind']),
 );
 const MESSAGE_COLUMNS = [
   'id', 'org_id', 'conversation_id', 'seq', 'version_seq', 'sender_type', 'sender_id', 'type', 'body', 'metadata', 'parent_id', 'client_msg_id', 'private',

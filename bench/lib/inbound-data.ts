@@ -21,6 +21,16 @@ export const SHOWN_ENV =
 export const WRK_SHOWN = (connections: number, durationSec: number) =>
   `wrk -t1 -c${connections} -d${durationSec}s --latency -s bench/wrk-signed.lua http://127.0.0.1:<port>/webhooks/whatsapp/<inbox id> -- <deliveries file> ${HEADER}`;
 
+/**
+ * Seconds of unmeasured load on a target just before each of its measured runs (rounds and the
+ * warm-up alike). A server that sat idle for half a minute, as each does while the others are
+ * measured and PostgreSQL's backlog drains, has had its young generation shrunk by V8's memory
+ * reducer (64 MB → 1 MB, seen with a GC log): the first seconds of load then run at 3–5× the
+ * scavenges until it has grown back. The first 10 s after such a pause measured that, not the
+ * steady state the benchmark is about; its deliveries are processed (drained) before the run.
+ */
+export const SETTLE_SEC = 3;
+
 /** Distinct senders the deliveries cycle through. */
 export const CONTACTS = 1000;
 

@@ -1,6 +1,6 @@
 /** The verdict, summary and BENCHMARKS.md section of the inbound benchmark (bench/lib/inbound.ts). */
 import { type BenchContext, type BenchOutcome, fmtMs, fmtPct, fmtRps, median } from './benchmark.ts';
-import { BARE_DELIVERIES, CONTACTS, PG_DATABASE, SHOWN_ENV, type Totals, WRK_SHOWN } from './inbound-data.ts';
+import { BARE_DELIVERIES, CONTACTS, PG_DATABASE, SETTLE_SEC, SHOWN_ENV, type Totals, WRK_SHOWN } from './inbound-data.ts';
 import { describeMachine } from './machine.ts';
 import { type LoadRunRow, loadRunTable, table } from './markdown.ts';
 import { npmStartArgs } from './parley.ts';
@@ -120,7 +120,7 @@ ${table(
   ['l', 'r', ...engines.flatMap(() => ['r', 'r'] as const)],
 )}
 
-Stored exactly once, checked after the load (warm-up and rounds together, plus one delivery sent before the load)
+Stored exactly once, checked after the load (warm-up, rounds and the unmeasured load before each, plus one delivery sent before the load)
 in the database with Parley stopped: every delivery Parley acknowledged is a \`webhook_events\` row; their distinct
 WhatsApp message ids (wamids) must equal the \`messages\` from contacts in the inbox's conversations, with no
 external id twice, every delivery \`processed\`, one conversation per contact, and at least as many deliveries as
@@ -139,7 +139,7 @@ ${table(
 - Load average (1, 5, 15 min) before the run: ${m.loadBefore.map((x) => x.toFixed(2)).join(', ')}; busiest measured bare/SQLite run had ${fmtPct(maxForeign)} of the machine's CPU used by other processes
 - Command: \`${ctx.command}\`${ctx.command === 'npm run bench' ? ' (runs every benchmark; this one alone: `npm run bench -- inbound`)' : ''}
 - Load tool: ${tool.name} ${tool.version}, one run per line below: \`${WRK_SHOWN(p.connections, p.durationSec)}\`
-- Protocol: warm-up ${p.warmupSec} s per target (not counted), then ${p.rounds} rounds of ${p.durationSec} s alternating ${m.targets.map((t) => NAMES[t]).join(', ')}; medians over the rounds. After each Parley run the benchmark waits until the dispatcher has processed every stored delivery (polling \`webhook_events\`), so each run starts with no backlog, and then until the machine is quiet (under 15 % of its cores busy for two half-second samples, at most 120 s), so that work a server does after a run (PostgreSQL's autovacuum, checkpoints) cannot fall into the next run. Every response must be 2xx with no socket error, and the stored-once check must pass, else the benchmark is marked failed.
+- Protocol: warm-up ${p.warmupSec} s per target (not counted), then ${p.rounds} rounds of ${p.durationSec} s alternating ${m.targets.map((t) => NAMES[t]).join(', ')}; medians over the rounds. Each run (warm-up and rounds) is preceded by ${SETTLE_SEC} s of the same load on the same target that is not measured, whose deliveries are processed before the run: a Node server idle for half a minute has had its young generation shrunk by V8, and the first seconds of load after that measure the regrowth, not the steady state. After each Parley run the benchmark waits until the dispatcher has processed every stored delivery (polling \`webhook_events\`), so each run starts with no backlog, and then until the machine is quiet (under 15 % of its cores busy for two half-second samples, at most 120 s), so that work a server does after a run (PostgreSQL's autovacuum, checkpoints) cannot fall into the next run. Every response must be 2xx with no socket error, and the stored-once check must pass, else the benchmark is marked failed.
 
 ${loadRunTable('target', [...m.warmups, ...m.runs], (x) => NAMES[x.target])}
 

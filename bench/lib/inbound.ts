@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Benchmark, BenchContext, BenchOutcome } from './benchmark.ts';
-import { BARE_DELIVERIES, deliveryBody, HEADER, PG_DATABASE, type Probe, pgProbe, signature, sqliteProbe, WRK_SHOWN, writeDeliveries } from './inbound-data.ts';
+import { BARE_DELIVERIES, deliveryBody, HEADER, PG_DATABASE, type Probe, pgProbe, SETTLE_SEC, signature, sqliteProbe, WRK_SHOWN, writeDeliveries } from './inbound-data.ts';
 import { type Engine, type Measured, report, type Run, type Target } from './inbound-report.ts';
 import { formatSummary, summarizeProfile } from './cpuprofile.ts';
 import { parseWrk } from './load.ts';
@@ -177,13 +177,23 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
       if (dead) throw new Error(`${s.name} ${dead}\n--- its output ---\n${s.output()}`);
     }
     const s = subjects.find((x) => x.engine === target);
-    let file = bareFile;
-    if (s) {
-      const count = Math.ceil(Math.max(MARGIN * (s.estimateRps ?? 0), FLOOR_RPS) * durationSec) + SLACK;
-      file = join(dir, `deliveries-${s.engine}-${s.next}.tsv`);
-      writeDeliveries(file, s.engine, s.next, count, secret);
+    const deliveries = (sec: number): string => {
+      if (!s) return bareFile;
+      const count = Math.ceil(Math.max(MARGIN * (s.estimateRps ?? 0), FLOOR_RPS) * sec) + SLACK;
+      const f = join(dir, `deliveries-${s.engine}-${s.next}.tsv`);
+      writeDeliveries(f, s.engine, s.next, count, secret);
       s.next += count;
+      return f;
+    };
+    // Unmeasured load first (see SETTLE_SEC); its deliveries are processed and left out of the run's window.
+    const settleFile = deliveries(SETTLE_SEC);
+    await wrk(s?.url ?? bareUrl, settleFile, p.connections, SETTLE_SEC);
+    if (s) {
+      rmSync(settleFile, { force: true });
+      await drain(s);
+      s.mark = (await s.probe.window(s.mark)).mark;
     }
+    const file = deliveries(durationSec);
     const before = cpuSnapshot(services.map((x) => x.pid));
     const w = await wrk(s?.url ?? bareUrl, file, p.connections, durationSec);
     const after = cpuSnapshot(services.map((x) => x.pid));

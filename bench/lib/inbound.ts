@@ -187,7 +187,8 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
     };
     // Unmeasured load first (see SETTLE_SEC); its deliveries are processed and left out of the run's window.
     const settleFile = deliveries(SETTLE_SEC);
-    await wrk(s?.url ?? bareUrl, settleFile, p.connections, SETTLE_SEC);
+    const sw = await wrk(s?.url ?? bareUrl, settleFile, p.connections, SETTLE_SEC);
+    const settle = { made: sw.made, wrapped: s ? Math.max(0, sw.made - sw.distinct) : 0 };
     if (s) {
       rmSync(settleFile, { force: true });
       await drain(s);
@@ -199,7 +200,7 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
     const after = cpuSnapshot(services.map((x) => x.pid));
     if (s) rmSync(file, { force: true });
     writeFileSync(join(ctx.resultsDir, `${label.replace(/\W+/g, '-')}-${target}.txt`), w.result.raw);
-    const r: Run = { label, target, result: w.result, foreignCpu: foreignCpuShare(before, after), made: w.made, wrapped: s ? Math.max(0, w.made - w.distinct) : 0 };
+    const r: Run = { label, target, result: w.result, foreignCpu: foreignCpuShare(before, after), made: w.made, wrapped: s ? Math.max(0, w.made - w.distinct) : 0, settle };
     if (s) {
       s.estimateRps = Math.max(s.estimateRps ?? 0, w.result.rps);
       const { backlog, drainMs } = await drain(s);

@@ -188,7 +188,9 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
     // Unmeasured load first (see SETTLE_SEC); its deliveries are processed and left out of the run's window.
     const settleFile = deliveries(SETTLE_SEC);
     const sw = await wrk(s?.url ?? bareUrl, settleFile, p.connections, SETTLE_SEC);
-    const settle = { made: sw.made, wrapped: s ? Math.max(0, sw.made - sw.distinct) : 0 };
+    // Requests beyond the file's deliveries repeated earlier ones (bare: always, and it stores nothing).
+    const counts = (x: { made: number; distinct: number }) => ({ made: x.made, wrapped: s ? Math.max(0, x.made - x.distinct) : 0 });
+    const settle = counts(sw);
     if (s) {
       rmSync(settleFile, { force: true });
       await drain(s);
@@ -200,7 +202,7 @@ async function run(ctx: BenchContext): Promise<BenchOutcome> {
     const after = cpuSnapshot(services.map((x) => x.pid));
     if (s) rmSync(file, { force: true });
     writeFileSync(join(ctx.resultsDir, `${label.replace(/\W+/g, '-')}-${target}.txt`), w.result.raw);
-    const r: Run = { label, target, result: w.result, foreignCpu: foreignCpuShare(before, after), made: w.made, wrapped: s ? Math.max(0, w.made - w.distinct) : 0, settle };
+    const r: Run = { label, target, result: w.result, foreignCpu: foreignCpuShare(before, after), ...counts(w), settle };
     if (s) {
       s.estimateRps = Math.max(s.estimateRps ?? 0, w.result.rps);
       const { backlog, drainMs } = await drain(s);

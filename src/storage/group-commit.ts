@@ -39,8 +39,11 @@ export class GroupCommit implements TxRunner {
   #queue: Pending[] = [];
   #scheduled = false;
   #running = false;
-  /** Transactions committed or rolled back, and calls run in them (batches ≤ calls). */
-  readonly stats = { batches: 0, calls: 0 };
+  /**
+   * Transactions committed or rolled back, and calls run in them (batches ≤ calls); `retried`:
+   * batches rolled back because one call failed, whose calls then ran again one by one.
+   */
+  readonly stats = { batches: 0, calls: 0, retried: 0 };
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -68,7 +71,10 @@ export class GroupCommit implements TxRunner {
     this.stats.batches += 1;
     this.stats.calls += batch.length;
     try {
-      await this.db.connection().execute((conn) => (batch.length === 1 ? runAlone(conn, batch[0]!) : runGrouped(conn, batch)));
+      await this.db.connection().execute(async (conn) => {
+        if (batch.length === 1) await runAlone(conn, batch[0]!);
+        else if (!(await runGrouped(conn, batch))) this.stats.retried += 1;
+      });
     } catch (err) {
       for (const p of batch) p.reject(err);
     } finally {
@@ -107,7 +113,8 @@ async function runAlone(conn: Kysely<DB>, p: Pending): Promise<void> {
   p.resolve(value);
 }
 
-async function runGrouped(conn: Kysely<DB>, batch: Pending[]): Promise<void> {
+/** False when the batch was rolled back and its calls ran again one by one. */
+async function runGrouped(conn: Kysely<DB>, batch: Pending[]): Promise<boolean> {
   const values: unknown[] = [];
   await exec(conn, BEGIN);
   try {
@@ -119,8 +126,9 @@ async function runGrouped(conn: Kysely<DB>, batch: Pending[]): Promise<void> {
     // than a savepoint per call, which makes FTS5 flush its pending index data every time.
     await exec(conn, ROLLBACK).catch(() => undefined);
     for (const p of batch) await runAlone(conn, p);
-    return;
+    return false;
   }
   // Settled only after the commit: nobody hears "stored" before it is.
   batch.forEach((p, i) => p.resolve(values[i]));
+  return true;
 }

@@ -26,6 +26,12 @@ export interface InsertExtras {
   attachmentFileIds?: string[];
   /** More work in the same transaction, e.g. the integration event (outbox row) of the new message. */
   inTransaction?: (trx: Kysely<DB>, message: MessageRow) => Promise<void>;
+  /**
+   * A platform message, stored once per inbox (inbound_dedupe): claimed by the transaction's first
+   * statement. A repeat writes nothing and the insert answers 'duplicate' without failing its
+   * transaction, so on SQLite the other calls of its group commit are not rolled back and run again.
+   */
+  dedupe?: { inboxId: string; externalId: string; at: string };
 }
 const NO_EXTRAS: InsertExtras = { mentionUserIds: [], threadFollowerIds: [] };
 
@@ -200,7 +206,13 @@ export class MessagesRepo {
    * On SQLite the transaction is shared with the other sends of the same event-loop turn (group
    * commit: see storage/group-commit.ts); on PostgreSQL a plain message takes one statement.
    */
-  insertNext(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<Inserted> {
+  insertNext(row: NewMessageRow, extras: Omit<InsertExtras, 'dedupe'> = NO_EXTRAS): Promise<Inserted> {
+    // Without extras.dedupe there is no 'duplicate' answer.
+    return this.insertOnce(row, extras) as Promise<Inserted>;
+  }
+
+  /** insertNext with `extras.dedupe`: 'duplicate' when that platform message was stored before (nothing written). */
+  insertOnce(row: NewMessageRow, extras: InsertExtras): Promise<Inserted | 'duplicate'> {
     return this.#insert(row, extras, false).then((r) => {
       if (!r) throw new Error(`conversation ${row.conversation_id} not found while sending`);
       return r;
@@ -214,19 +226,24 @@ export class MessagesRepo {
    * then checks access the long way, for the error or the other cases). Checked inside the write,
    * nobody can leave or archive between the check and the insert.
    */
-  insertAsMember(row: NewMessageRow, extras: InsertExtras = NO_EXTRAS): Promise<Inserted | null> {
-    return this.#insert(row, extras, true);
+  insertAsMember(row: NewMessageRow, extras: Omit<InsertExtras, 'dedupe'> = NO_EXTRAS): Promise<Inserted | null> {
+    return this.#insert(row, extras, true) as Promise<Inserted | null>;
   }
 
-  async #insert(row: NewMessageRow, extras: InsertExtras, asMember: boolean): Promise<Inserted | null> {
+  async #insert(row: NewMessageRow, extras: InsertExtras, asMember: boolean): Promise<Inserted | null | 'duplicate'> {
     if (asMember && row.sender_id === null) return null;
-    const plain = !extras.attachmentFileIds?.length && !extras.mentionUserIds.length && row.parent_id === null && !extras.inTransaction;
+    const plain = !extras.attachmentFileIds?.length && !extras.mentionUserIds.length && row.parent_id === null && !extras.inTransaction && !extras.dedupe;
     if (plain && this.#dialect === 'postgres') return this.#insertInOneStatement(row, asMember);
+    const dedupe = extras.dedupe;
     return this.writes.run(async (trx) => {
+      // First, before anything is written: a repeat must leave the transaction as it found it.
+      if (dedupe && (await CLAIM_EXTERNAL.execute(trx, [dedupe.inboxId, dedupe.externalId, dedupe.at])).length === 0) return 'duplicate' as const;
       // A thread reply is two changes: the reply (version - 1) and its root's counters (version).
       const versions = row.parent_id === null ? 1 : 2;
       const seqArgs = [versions, row.created_at, row.conversation_id, row.org_id] as const;
       const [conv] = asMember ? await NEXT_SEQ_AS_MEMBER.execute(trx, [...seqArgs, row.sender_id!]) : await NEXT_SEQ.execute(trx, [...seqArgs]);
+      // The claim above must not be kept without its message: fail the transaction.
+      if (!conv && dedupe) throw new Error(`conversation ${row.conversation_id} not found while storing a platform message`);
       if (!conv) return null;
       const version = Number(conv.messages_version);
       const message = storedRow(row, Number(conv.last_seq), version - versions + 1, extras.attachmentFileIds?.length ?? 0);
@@ -388,11 +405,6 @@ export class MessagesRepo {
       .where('external_id', 'is not', null)
       .orderBy('seq', 'desc')
       .executeTakeFirst();
-  }
-
-  /** Claim (inbox, external id) for the message being stored in `trx`; false when it was stored before. */
-  async claimExternal(trx: Kysely<DB>, inboxId: string, externalId: string, at: string): Promise<boolean> {
-    return (await CLAIM_EXTERNAL.execute(trx, [inboxId, externalId, at])).length > 0;
   }
 
   /** A platform message id within an inbox's conversations (by the external-id index, then the conversation). */

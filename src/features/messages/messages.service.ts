@@ -511,7 +511,7 @@ export class MessagesService {
       attachmentFileIds?: string[];
       /** Send it out through the inbox's platform (queued in its transaction, like an agent's reply). */
       sendOut?: boolean;
-      /** Claimed in the message's transaction: a second delivery of it throws DuplicateDelivery. */
+      /** Claimed first in the message's transaction: a second delivery of it writes nothing and throws DuplicateDelivery. */
       dedupe?: { inboxId: string; externalId: string };
       /** More writes in the message's transaction (after the dedupe claim): e.g. its media download job. */
       inTransaction?: (trx: Kysely<DB>, stored: MessageRow) => Promise<void>;
@@ -544,13 +544,15 @@ export class MessagesService {
     const mirror = this.#mirror;
     const attachments = m.attachmentFileIds?.length ? await this.files.attachmentsByIds(orgId, m.attachmentFileIds) : [];
     const inTransaction = async (trx: Kysely<DB>, stored: MessageRow) => {
-      if (m.dedupe && !(await this.repo.claimExternal(trx, m.dedupe.inboxId, m.dedupe.externalId, m.createdAt))) throw new DuplicateDelivery();
       if (outbound && (await outbound(trx, orgId, conversationId, stored.id))) stored.delivery_status = 'pending';
       await events?.record(trx, orgId, 'chat.message.new', { conversation_id: conversationId, message: toMessageDto(stored, { attachments }) });
       await m.inTransaction?.(trx, stored);
       await mirror?.message(trx, orgId, conversationId, stored);
     };
-    const { message } = await this.repo.insertNext(row, { mentionUserIds: [], threadFollowerIds: [], attachmentFileIds: m.attachmentFileIds ?? [], inTransaction });
+    const dedupe = m.dedupe ? { ...m.dedupe, at: m.createdAt } : undefined;
+    const inserted = await this.repo.insertOnce(row, { mentionUserIds: [], threadFollowerIds: [], attachmentFileIds: m.attachmentFileIds ?? [], inTransaction, dedupe });
+    if (inserted === 'duplicate') throw new DuplicateDelivery();
+    const { message } = inserted;
     this.metrics.sent('support', message.type);
     const dto = toMessageDto(message, { attachments });
     await this.#announceNew({ orgId, userId: null }, 'support', dto, message.version_seq, [], null);

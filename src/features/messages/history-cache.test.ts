@@ -7,6 +7,8 @@ import { createDb } from '../../storage/db.ts';
 import { call, newTestApp, TEST_JWT_SECRET, type TestApp } from '../../../test/helpers/new-test-app.ts';
 import { testDialects } from '../../../test/helpers/new-test-db.ts';
 import { makeOrg, makeUser, type TestUser } from '../../../test/helpers/factories.ts';
+import type { Principal } from '../../access/access.ts';
+import { messagePageJson } from './messages.service.ts';
 
 type Msg = { id: string; body: string; deleted: boolean; edited_at: string | null; pinned: boolean; reply_count: number; reactions: Array<{ emoji: string; count: number; me: boolean }> };
 
@@ -67,6 +69,31 @@ for (const dialect of testDialects()) {
       first = (await page())[0]!;
       assert.equal(first.deleted, true, 'delete');
       assert.equal(first.body, '');
+    });
+
+    it('a page the same for every reader keeps its response body: made once, sent to everyone; not with reactions, not after a change', async () => {
+      const principal = async (x: TestUser): Promise<Principal> => ({ kind: 'user', orgId: x.orgId, userId: x.id, role: 'member', platformAdmin: false, sessionId: null, apiKeyId: null, user: (await t.services.users.getRow(x.orgId, x.id)) ?? null });
+      const [pa, pb] = [await principal(alice), await principal(bob)];
+      const r = await call(t.app, 'POST', '/api/v1/channels', { token: alice.token, body: { name: `bodies-${dialect}`, members: [bob.id] } });
+      const channel: string = r.data.id;
+      const m = await ok('POST', `/api/v1/channels/${channel}/messages`, { body: 'plain' });
+      const list = (who: Principal) => t.services.messages.list(who, channel, { limit: 10 });
+      const first = await list(pa);
+      assert.ok(first.body, 'kept with the cached page');
+      assert.equal((await list(pb)).body, first.body, 'the same bytes for another reader, not made again');
+      const http = await call(t.app, 'GET', `/api/v1/channels/${channel}/messages?limit=10`, { token: bob.token });
+      assert.equal(http.body, first.body!.toString('utf8'), 'what the route sends');
+      assert.deepEqual(JSON.parse(http.body), JSON.parse(messagePageJson({ ...first, body: undefined }) as string), 'the same JSON as built per request');
+      await ok('POST', `/api/v1/messages/${m.id}/reactions`, { emoji: '👍' }, bob);
+      const [ra, rb] = [await list(pa), await list(pb)];
+      assert.equal(ra.body, undefined, 'a page with reactions is per reader');
+      assert.equal(rb.body, undefined);
+      assert.deepEqual([JSON.parse(ra.data[0]!).reactions[0].me, JSON.parse(rb.data[0]!).reactions[0].me], [false, true]);
+      await ok('DELETE', `/api/v1/messages/${m.id}/reactions/${encodeURIComponent('👍')}`, undefined, bob);
+      await ok('POST', `/api/v1/channels/${channel}/messages`, { body: 'second' }, bob);
+      const after = await list(pa);
+      assert.ok(after.body && after.body !== first.body);
+      assert.deepEqual((JSON.parse(after.body.toString('utf8')) as { data: Msg[] }).data.map((x) => [x.body, x.reactions.length]), [['plain', 0], ['second', 0]]);
     });
 
     if (dialect === 'postgres') {

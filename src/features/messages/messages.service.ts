@@ -71,11 +71,13 @@ export interface MessagePageJson {
   data: string[];
   has_more_before: boolean;
   has_more_after: boolean;
+  /** The whole body, when it was kept with its cached page (HistoryPageCache.body). */
+  body?: Buffer | null;
 }
 
 /** The page as the JSON body of `MessagePage`. */
-export function messagePageJson(page: MessagePageJson): string {
-  return `{"data":[${page.data.join(',')}],"has_more_before":${page.has_more_before},"has_more_after":${page.has_more_after}}`;
+export function messagePageJson(page: MessagePageJson): string | Buffer {
+  return page.body ?? `{"data":[${page.data.join(',')}],"has_more_before":${page.has_more_before},"has_more_after":${page.has_more_after}}`;
 }
 
 /**
@@ -307,12 +309,23 @@ export class MessagesService {
     if (afterSeq !== undefined) {
       const rows = await range({ afterSeq, beforeSeq, newestFirst: false }, limit + 1);
       const page = rows.slice(0, limit);
-      return { data: await this.#jsonPage(p, page), has_more_before: afterSeq > 0, has_more_after: rows.length > limit };
+      return this.#withBody(rows, page, { data: await this.#jsonPage(p, page), has_more_before: afterSeq > 0, has_more_after: rows.length > limit });
     }
     const rows = await range({ beforeSeq, newestFirst: true }, limit + 1);
     const page = rows.slice(0, limit).reverse();
     const newest = page.at(-1)?.seq ?? 0;
-    return { data: await this.#jsonPage(p, page), has_more_before: rows.length > limit, has_more_after: newest < c.last_seq && beforeSeq !== undefined };
+    return this.#withBody(rows, page, { data: await this.#jsonPage(p, page), has_more_before: rows.length > limit, has_more_after: newest < c.last_seq && beforeSeq !== undefined });
+  }
+
+  /**
+   * `out` with its body kept with the cached `rows` it was made of, when it is the same for every
+   * reader: no message with reactions (their `me` is the reader's). Everything else in it is fixed
+   * by the cache key (the conversation's messages_version, the range, the limit).
+   */
+  #withBody(rows: MessageJsonRow[], page: MessageJsonRow[], out: MessagePageJson): MessagePageJson {
+    if (page.some((r) => r.reaction_count > 0)) return out;
+    out.body = this.pages.body(rows, () => messagePageJson(out) as string);
+    return out;
   }
 
   /**

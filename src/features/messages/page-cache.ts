@@ -14,6 +14,22 @@ export class HistoryPageCache {
 
   constructor(private readonly maxPages: number) {}
 
+  /** Response bodies of cached pages (see body()); an entry goes with its page. */
+  readonly #bodies = new WeakMap<MessageJsonRow[], Buffer>();
+
+  /**
+   * The response body of the page built from `rows` (an array this cache returned), made once per
+   * cached page: a request then sends these bytes, with no join of the messages' JSON and no UTF-8
+   * encoding of it. Only for pages that are the same for every reader (the caller checks). Null
+   * when the cache is off (nothing would ever be reused).
+   */
+  body(rows: MessageJsonRow[], build: () => string): Buffer | null {
+    if (this.maxPages <= 0) return null;
+    let bytes = this.#bodies.get(rows);
+    if (!bytes) this.#bodies.set(rows, (bytes = Buffer.from(build())));
+    return bytes;
+  }
+
   async get(key: string, load: () => Promise<MessageJsonRow[]>): Promise<MessageJsonRow[]> {
     if (this.maxPages <= 0) return load();
     const hit = this.#pages.get(key);

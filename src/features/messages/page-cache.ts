@@ -16,15 +16,18 @@ export class HistoryPageCache {
 
   /** Response bodies of cached pages (see body()); an entry goes with its page. */
   readonly #bodies = new WeakMap<MessageJsonRow[], Buffer>();
+  /** Cached pages served at least once from the cache. */
+  readonly #reused = new WeakSet<MessageJsonRow[]>();
 
   /**
    * The response body of the page built from `rows` (an array this cache returned), made once per
    * cached page: a request then sends these bytes, with no join of the messages' JSON and no UTF-8
-   * encoding of it. Only for pages that are the same for every reader (the caller checks). Null
-   * when the cache is off (nothing would ever be reused).
+   * encoding of it. Only for pages that are the same for every reader (the caller checks), and only
+   * from a page's second read on: a page read once (many different pages, each a cache miss) would
+   * only add a copy of its body outside the JavaScript heap (measured: slower). Else null.
    */
   body(rows: MessageJsonRow[], build: () => string): Buffer | null {
-    if (this.maxPages <= 0) return null;
+    if (!this.#reused.has(rows)) return null;
     let bytes = this.#bodies.get(rows);
     if (!bytes) this.#bodies.set(rows, (bytes = Buffer.from(build())));
     return bytes;
@@ -35,6 +38,7 @@ export class HistoryPageCache {
     const hit = this.#pages.get(key);
     if (hit) {
       this.stats.hits += 1;
+      this.#reused.add(hit);
       // Most recently used last.
       this.#pages.delete(key);
       this.#pages.set(key, hit);

@@ -14,6 +14,7 @@ import * as m0012 from './migrations/0012-partial-message-indexes.ts';
 import * as m0013 from './migrations/0013-fts-batches.ts';
 import * as m0014 from './migrations/0014-contact-conversation-index.ts';
 import * as m0015 from './migrations/0015-fts-high-water-mark.ts';
+import * as m0016 from './migrations/0016-waiting-deliveries-by-arrival.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -35,6 +36,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0013-fts-batches': m0013,
   '0014-contact-conversation-index': m0014,
   '0015-fts-high-water-mark': m0015,
+  '0016-waiting-deliveries-by-arrival': m0016,
 };
 
 /** Every migration, in order (the tests check that all of them apply). */

@@ -56,7 +56,8 @@ if (testDialects().includes('sqlite')) {
       await new ArrivalOrder(t.db).run('ev-2', { inboxId: 'inbox', key: 'chat' }, async (id) => (ran = id));
       assert.equal(ran, 'ev-2');
       const plan = await planOf('select "id" from "webhook_events" where "inbox_id"');
-      assert.match(plan, /USING COVERING INDEX webhook_events_waiting_idx/);
+      // Keyed by arrival (inbox, id): the range is the inbox's untried deliveries older than this one.
+      assert.match(plan, /USING COVERING INDEX webhook_events_waiting_idx \(inbox_id=\? AND id<\?\)/);
       assert.doesNotMatch(plan, /TEMP B-TREE|SCAN/);
     });
 

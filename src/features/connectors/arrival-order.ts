@@ -7,6 +7,9 @@ import type { DB } from '../../storage/schema.ts';
 const EVENT = new PreparedQuery<[id: string], { inbox_id: string; platform: string; status: string; order_key: string }>((db: Kysely<DB>, param) =>
   db.selectFrom('webhook_events').select(['inbox_id', 'platform', 'status', 'order_key']).where('id', '=', param(0)),
 );
+// The partial index of untried deliveries (migration 0016) is keyed (inbox_id, id, platform,
+// order_key): this reads the inbox's untried deliveries older than the one run — those in flight,
+// as deliveries start oldest first — and keeps the chat's, without reading the table.
 const EARLIER = new PreparedQuery<[inboxId: string, platform: string, orderKey: string, before: string], { id: string }>((db: Kysely<DB>, param) =>
   db
     .selectFrom('webhook_events')

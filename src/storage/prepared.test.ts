@@ -27,6 +27,21 @@ for (const dialect of testDialects()) {
       await insert.execute(t.db, []);
     });
 
+    it('binds arguments used out of order, twice, or beside constants (the in-order case passes them as they are)', async () => {
+      const now = new Date().toISOString();
+      await t.db.insertInto('organizations').values({ id: 'org-q', name: 'Q', slug: 'q', registration_open: 1, default_role: 'member', settings: '{}', created_at: now, updated_at: now }).execute();
+      // Arguments bound in order: passed through.
+      const inOrder = new PreparedQuery<[id: string, slug: string], { name: string }>((db, param) => db.selectFrom('organizations').select('name').where('id', '=', param(0)).where('slug', '=', param(1)));
+      assert.deepEqual(await inOrder.execute(t.db, ['org-q', 'q']), [{ name: 'Q' }]);
+      assert.deepEqual(await inOrder.execute(t.db, ['org-q', 'p']), []);
+      // Reversed, with a constant between them, and one argument used twice.
+      const mixed = new PreparedQuery<[slug: string, id: string], { name: string }>((db, param) =>
+        db.selectFrom('organizations').select('name').where('id', '=', param(1)).where('registration_open', '=', 1).where('slug', '=', param(0)).where('name', '!=', param(0)),
+      );
+      assert.deepEqual(await mixed.execute(t.db, ['q', 'org-q']), [{ name: 'Q' }]);
+      assert.deepEqual(await mixed.execute(t.db, ['org-q', 'q']), []);
+    });
+
     // On SQLite a PreparedQuery may run straight on better-sqlite3 (storage/direct-sqlite.ts); it
     // must behave as through Kysely: never inside someone else's open transaction.
     const slug = new PreparedQuery<[id: string], { slug: string }>((db, param) => db.selectFrom('organizations').select('slug').where('id', '=', param(0)));

@@ -22,7 +22,7 @@ import { InboxesRepo } from './features/inboxes/inboxes.repo.ts';
 import { InboxesService } from './features/inboxes/inboxes.service.ts';
 import { SupportRepo } from './features/support/support.repo.ts';
 import { TeamsService } from './features/teams/teams.ts';
-import { INBOUND_TARGET, InboundService } from './features/connectors/inbound.service.ts';
+import { type BatchPayload, INBOUND_TARGET, InboundService, type SinglePayload } from './features/connectors/inbound.service.ts';
 import { MEDIA_FETCH_TARGET, MediaFetchJobs } from './features/connectors/media/media-jobs.ts';
 import { CHATWOOT_IN_TARGET, ChatwootInbound } from './features/relay/chatwoot-in.ts';
 import { safeRequester } from './features/relay/chatwoot-client.ts';
@@ -146,7 +146,8 @@ export function createServices(deps: ServiceDeps) {
   const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry(), deps.database.writes, deps.database.statements);
   dispatcher.register(INBOUND_TARGET, {
     deliver: (row) => {
-      const p = JSON.parse(row.payload) as { webhook_event_id: string; inbox_id?: string; order_key?: string };
+      const p = JSON.parse(row.payload) as BatchPayload | SinglePayload;
+      if ('deliveries' in p) return inbound.processBatch(p.deliveries.map(([id, inboxId, platform, key]) => ({ id, inboxId, platform, key })));
       return inbound.process(p.webhook_event_id, p.inbox_id !== undefined && p.order_key !== undefined ? { inboxId: p.inbox_id, key: p.order_key } : undefined);
     },
   });

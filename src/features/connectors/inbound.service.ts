@@ -15,7 +15,7 @@ import type { DeliveryResult } from '../integrations/dispatcher.ts';
 import type { IntegrationEvents } from '../integrations/events.ts';
 import { DuplicateDelivery, type MessagesService } from '../messages/messages.service.ts';
 import type { SupportService } from '../support/support.service.ts';
-import { ArrivalOrder } from './arrival-order.ts';
+import { ArrivalOrder, type Ordered } from './arrival-order.ts';
 import { chatKey } from './chat-key.ts';
 import { enqueueMediaFetch } from './media/media-jobs.ts';
 import type { NeutralMessage, NeutralStatus } from './neutral.ts';
@@ -44,6 +44,13 @@ interface Accepted {
 
 /** The outbox target that processes stored deliveries. */
 export const INBOUND_TARGET = 'inbound';
+
+/**
+ * The payload of an inbound job: a batch (the deliveries acknowledged together, each as
+ * [id, inbox id, platform, chat]), or one delivery (a replay; jobs written before batches).
+ */
+export type BatchPayload = { deliveries: Array<[id: string, inboxId: string, platform: string, key: string]> };
+export type SinglePayload = { webhook_event_id: string; inbox_id?: string; order_key?: string };
 
 const RANK: Record<string, number> = { pending: 0, queued: 0, sent: 1, delivered: 2, read: 3, played: 4 };
 
@@ -167,8 +174,9 @@ export class InboundService {
 
   /**
    * Stores an accepted delivery and its job. The deliveries accepted in one event-loop turn share
-   * one write (two multi-row INSERTs in one transaction, group-committed on SQLite): the first one
-   * opens the batch, the write takes whatever joined by the time it runs. Resolves once committed.
+   * one write (two multi-row INSERTs in one transaction, group-committed on SQLite) and one job per
+   * organization (see #batchJobs): the first one opens the batch, the write takes whatever joined
+   * by the time it runs. Resolves once committed.
    */
   #store(a: Accepted): Promise<void> {
     let batch = this.#batch;
@@ -177,7 +185,7 @@ export class InboundService {
       const write = async (trx: Kysely<DB>) => {
         if (this.#batch?.rows === rows) this.#batch = null; // sealed: later deliveries open the next batch
         await INSERT_EVENTS.execute(trx, rows.map((r) => [r.id, r.orgId, r.inboxId, r.platform, r.body, 'received', null, null, r.receivedAt, null, r.orderKey]));
-        await this.integrations.enqueue(trx, rows.map((r) => this.#job(r.orgId, { inboxId: r.inboxId, key: r.orderKey }, r.id, `inbound:${r.id}`)));
+        await this.integrations.enqueue(trx, this.#batchJobs(rows));
       };
       batch = { rows, done: this.writes ? this.writes.run(write) : this.db.transaction().execute(write) };
       this.#batch = batch;
@@ -203,6 +211,19 @@ export class InboundService {
       await trx.updateTable('webhook_events').set({ status: 'received', error: null }).where('id', '=', id).execute();
       await this.integrations.enqueue(trx, [this.#job(ev.org_id, { inboxId: ev.inbox_id, key: ev.order_key }, id, `inbound:${id}:replay:${newId()}`)]);
     });
+  }
+
+  /**
+   * The outbox handler of a batch job (#batchJobs): its deliveries, each after its chat's earlier
+   * ones (ArrivalOrder.runAll). A delivery that fails is marked failed and the job is retried:
+   * the retry skips the deliveries processed meanwhile.
+   */
+  async processBatch(items: readonly Ordered[]): Promise<DeliveryResult> {
+    const settled = await this.#order.runAll(items, async (id) => (await this.#turns.next(), this.#processOne(id)));
+    const failed = settled.filter((r) => r.status === 'rejected');
+    if (failed.length === 0) return { ok: true };
+    const first = failed[0]!.reason;
+    return { ok: false, error: `${failed.length} of ${items.length} deliveries failed; the first: ${first instanceof Error ? first.message : String(first)}` };
   }
 
   /** The outbox handler: one stored delivery (after the inbox's earlier ones, see ArrivalOrder). */
@@ -348,6 +369,24 @@ export class InboundService {
       .limit(1)
       .executeTakeFirst();
     return r !== undefined;
+  }
+
+  /**
+   * The jobs of deliveries acknowledged together: one per organization (the outbox row belongs to
+   * one), listing its deliveries in arrival order. A job per delivery was a third of the ack's
+   * SQLite time (an outbox row and its four index entries), and each cost a claim and a completion.
+   */
+  #batchJobs(rows: readonly Accepted[]) {
+    const byOrg = new Map<string, Accepted[]>();
+    for (const r of rows) {
+      const list = byOrg.get(r.orgId);
+      if (list) list.push(r);
+      else byOrg.set(r.orgId, [r]);
+    }
+    return [...byOrg].map(([orgId, list]) => {
+      const payload: BatchPayload = { deliveries: list.map((r) => [r.id, r.inboxId, r.platform, r.orderKey]) };
+      return { orgId, target: INBOUND_TARGET, eventName: 'webhook.inbound', eventId: list[0]!.id, payload: JSON.stringify(payload), idempotencyKey: `inbound:${list[0]!.id}` };
+    });
   }
 
   #job(orgId: string, order: { inboxId: string; key: string }, id: string, key: string) {

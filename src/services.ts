@@ -143,7 +143,7 @@ export function createServices(deps: ServiceDeps) {
       return outbound.deliver(p.message_id, p.conversation_id, signal, row.attempts >= deps.config.integrations.outbox.maxAttempts);
     },
   });
-  const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry(), deps.database.writes, deps.database.statements);
+  const inbound = new InboundService(db, inboxes, contacts, support, messages, integrations, clock, deps.registry ?? new Registry(), deps.database.writes, deps.database.statements, deps.config.integrations.outbox.concurrency);
   dispatcher.register(INBOUND_TARGET, {
     deliver: (row) => {
       const p = JSON.parse(row.payload) as BatchPayload | SinglePayload;

@@ -41,4 +41,41 @@ describe('TurnGate', () => {
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(log, ['work 1', 'work 2', 'after 1', 'after 2', 'work 3', 'work 4', 'after 3', 'after 4', 'work 5', 'after 5']);
   });
+
+  it('run(): at most `maxRunning` unfinished at once, started in call order, a turn each as next()', async () => {
+    const gate = new TurnGate(4, 3);
+    let running = 0;
+    let most = 0;
+    const started: number[] = [];
+    const finish = new Map<number, () => void>();
+    const runs = [1, 2, 3, 4, 5, 6, 7].map((n) =>
+      gate.run(async () => {
+        started.push(n);
+        running += 1;
+        most = Math.max(most, running);
+        await new Promise<void>((r) => finish.set(n, r));
+        running -= 1;
+        return n * 10;
+      }),
+    );
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [1, 2, 3], 'three slots');
+    finish.get(2)!();
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [1, 2, 3, 4], 'a freed slot lets the next caller in');
+    for (let n = 1; n <= 7; n++) {
+      while (!finish.has(n)) await new Promise((r) => setImmediate(r));
+      finish.get(n)!();
+    }
+    assert.deepEqual(await Promise.all(runs), [10, 20, 30, 40, 50, 60, 70]);
+    assert.deepEqual(started, [1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(most, 3);
+    assert.equal(gate.waiting, 0);
+  });
+
+  it('run(): a failing piece of work frees its slot', async () => {
+    const gate = new TurnGate(1, 1);
+    await assert.rejects(gate.run(async () => Promise.reject(new Error('boom'))), /boom/);
+    assert.equal(await gate.run(async () => 'next'), 'next');
+  });
 });

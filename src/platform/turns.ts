@@ -10,20 +10,33 @@
  * a turn together).
  */
 export class TurnGate {
-  readonly #waiting: Array<() => void> = [];
+  readonly #waiting: Array<{ go: () => void; counted: boolean }> = [];
   #scheduled = false;
+  #running = 0;
 
-  constructor(private readonly perTurn = 1) {}
+  /**
+   * `maxRunning` bounds the work started through run() that has not finished: beyond it, callers
+   * wait (in call order) for a slot as well as for a turn.
+   */
+  constructor(
+    private readonly perTurn = 1,
+    private readonly maxRunning = Infinity,
+  ) {}
 
-  /** Resolves in a later event-loop turn than every earlier caller's. */
+  /** Resolves in a later event-loop turn than every earlier caller's (run()s waiting for a slot included). */
   next(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.#waiting.push(resolve);
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(this.#release);
-      }
-    });
+    return this.#wait(false);
+  }
+
+  /** Runs `work` in its own turn (as next()) once fewer than `maxRunning` run()s are unfinished. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    await this.#wait(true);
+    try {
+      return await work();
+    } finally {
+      this.#running -= 1;
+      if (this.#waiting.length > 0) this.#schedule();
+    }
   }
 
   /** Callers waiting for their turn. */
@@ -31,12 +44,35 @@ export class TurnGate {
     return this.#waiting.length;
   }
 
+  #wait(counted: boolean): Promise<void> {
+    return new Promise<void>((go) => {
+      this.#waiting.push({ go, counted });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(this.#release);
+  }
+
+  #blocked(): boolean {
+    const first = this.#waiting[0];
+    return first === undefined || (first.counted && this.#running >= this.maxRunning);
+  }
+
   readonly #release = (): void => {
-    for (const go of this.#waiting.splice(0, this.perTurn)) go();
+    for (let n = 0; n < this.perTurn && !this.#blocked(); n++) {
+      const first = this.#waiting.shift()!;
+      if (first.counted) this.#running += 1;
+      first.go();
+    }
     // The next turn is booked after the released callers' first steps have run (their continuations
     // were queued first): what those steps schedule for the next turn goes before the next callers.
+    // Waiting for a slot, the run() that frees one books it.
     queueMicrotask(() => {
-      if (this.#waiting.length > 0) setImmediate(this.#release);
+      if (!this.#blocked()) setImmediate(this.#release);
       else this.#scheduled = false;
     });
   };

@@ -100,7 +100,10 @@ export class ArrivalOrder {
       for (const i of oldest.values()) {
         for (const e of await EARLIER_IN_INBOX.execute(this.db, [i.inboxId, i.platform, i.id, LOOK_BACK])) {
           const chat = chatOf(i, e.order_key);
-          if (chats.has(chat)) earlier.set(chat, [...(earlier.get(chat) ?? []), e.id]);
+          if (!chats.has(chat)) continue;
+          const list = earlier.get(chat);
+          if (list) list.push(e.id);
+          else earlier.set(chat, [e.id]);
         }
       }
       return earlier;

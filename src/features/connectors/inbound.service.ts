@@ -227,7 +227,7 @@ export class InboundService {
    * the retry skips the deliveries processed meanwhile.
    */
   async processBatch(items: readonly Ordered[]): Promise<DeliveryResult> {
-    const settled = await this.#order.runAll(items, (id) => this.#turns.run(() => this.#processOne(id)));
+    const settled = await this.#order.runAll(items, this.#gated);
     const failed = settled.filter((r) => r.status === 'rejected');
     if (failed.length === 0) return { ok: true };
     const first = failed[0]!.reason;
@@ -237,8 +237,11 @@ export class InboundService {
   /** The outbox handler: one stored delivery (after the inbox's earlier ones, see ArrivalOrder). */
   async process(webhookEventId: string, order?: { inboxId: string; key: string }): Promise<DeliveryResult> {
     // A few deliveries per event-loop turn (#turns): acks (the requests platforms time out on) come first.
-    return (await this.#order.run(webhookEventId, order, (id) => this.#turns.run(() => this.#processOne(id)))) ?? { ok: true };
+    return (await this.#order.run(webhookEventId, order, this.#gated)) ?? { ok: true };
   }
+
+  /** One delivery, in its turn and slot (#turns). */
+  readonly #gated = (id: string): Promise<DeliveryResult> => this.#turns.run(() => this.#processOne(id));
 
   async #processOne(webhookEventId: string): Promise<DeliveryResult> {
     const [ev] = await DELIVERY.execute(this.db, [webhookEventId]);

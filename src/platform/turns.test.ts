@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TurnGate } from './turns.ts';
+import { forEachInTurns, TurnGate } from './turns.ts';
 
 describe('TurnGate', () => {
   it('gives each caller its own event-loop turn, in call order, with I/O callbacks of each turn in between', async () => {
@@ -77,5 +77,28 @@ describe('TurnGate', () => {
     const gate = new TurnGate(1, 1);
     await assert.rejects(gate.run(async () => Promise.reject(new Error('boom'))), /boom/);
     assert.equal(await gate.run(async () => 'next'), 'next');
+  });
+});
+
+describe('forEachInTurns', () => {
+  it('calls fn on every item in order, `perTurn` per turn, with what arrived meanwhile served between groups', async () => {
+    const log: string[] = [];
+    await forEachInTurns([1, 2, 3, 4, 5], 2, (n) => {
+      log.push(`item ${n}`);
+      // Like a request read while this group runs: served before the next group starts.
+      if (n % 2 === 1) setImmediate(() => log.push(`after ${n}`));
+    });
+    assert.deepEqual(log, ['item 1', 'item 2', 'after 1', 'item 3', 'item 4', 'after 3', 'item 5']);
+  });
+
+  it('waits for each call before the next, and finishes without a turn when one group holds everything', async () => {
+    const log: string[] = [];
+    setImmediate(() => log.push('next turn'));
+    await forEachInTurns(['a', 'b'], 2, async (x) => {
+      await Promise.resolve();
+      log.push(x);
+    });
+    log.push('done');
+    assert.deepEqual(log, ['a', 'b', 'done']);
   });
 });

@@ -77,3 +77,21 @@ export class TurnGate {
     });
   };
 }
+
+/**
+ * Calls `fn` on every item, at most `perTurn` per event-loop turn: between two groups the process
+ * reads and answers what arrived meanwhile (I/O callbacks and earlier setImmediates run first). For
+ * a burst of small pieces of work that together would stall the loop (the heartbeat's pings).
+ */
+export async function forEachInTurns<T>(items: Iterable<T>, perTurn: number, fn: (item: T) => void | Promise<void>): Promise<void> {
+  let n = 0;
+  for (const item of items) {
+    if (n > 0 && n % perTurn === 0) await nextTurn();
+    n += 1;
+    await fn(item);
+  }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((go) => setImmediate(go));
+}

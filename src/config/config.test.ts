@@ -36,6 +36,12 @@ describe('configuration', () => {
     assert.equal(c.corsEnabled, false);
   });
 
+  it('reads the listen backlog (default 4096, for reconnect storms) and refuses one out of range', () => {
+    assert.equal(loadConfig({}).listenBacklog, 4096);
+    assert.equal(loadConfig({ LISTEN_BACKLOG: '1024' }).listenBacklog, 1024);
+    assert.throws(() => loadConfig({ LISTEN_BACKLOG: '0' }), /LISTEN_BACKLOG/);
+  });
+
   it('the primary name wins over the alias', () => {
     assert.equal(loadConfig({ PORT: '9000', CHAT_PORT: '8086' }).port, 9000);
   });

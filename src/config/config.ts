@@ -57,6 +57,8 @@ export interface Config {
   nodeEnv: NodeEnv;
   port: number;
   host: string;
+  /** Pending connections the kernel queues for the HTTP/WebSocket listener (capped by net.core.somaxconn). */
+  listenBacklog: number;
   publicUrl: string;
   dataDir: string;
   databaseUrl: string;
@@ -385,6 +387,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     nodeEnv,
     port,
     host: r.str(['HOST'], '0.0.0.0'),
+    listenBacklog: r.int(['LISTEN_BACKLOG'], 4096, 1, 65_535),
     publicUrl: r.url(['PUBLIC_URL'], ['http:', 'https:']) ?? `http://localhost:${port}`,
     dataDir,
     databaseUrl: readDatabaseUrl(r, dataDir),

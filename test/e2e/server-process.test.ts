@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -10,7 +10,7 @@ import { newTestDb, testDialects } from '../helpers/new-test-db.ts';
 describe('the server as a process (npm start)', () => {
   it('starts on an empty data folder: creates and migrates SQLite, seeds demo users, serves metrics, stops cleanly on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'parley-e2e-'));
-    const r = await startServer({ DATA_DIR: dir, SEED_DEMO: 'true' });
+    const r = await startServer({ DATA_DIR: dir, SEED_DEMO: 'true', LISTEN_BACKLOG: '1234' });
     try {
       assert.ok(existsSync(join(dir, 'parley.db')), 'the SQLite file is in the data folder');
       assert.ok(existsSync(join(dir, 'jwt-secret')), 'a development JWT secret was made and kept');
@@ -21,6 +21,14 @@ describe('the server as a process (npm start)', () => {
       assert.equal(body.user.role, 'super-agent');
       const me = await fetch(`${r.base}/api/v1/users/me`, { headers: { authorization: `Bearer ${body.token}` } });
       assert.equal(me.status, 200);
+      // The listener's backlog is LISTEN_BACKLOG (the kernel caps it at somaxconn): `ss` shows it as a listening socket's Send-Q.
+      const port = new URL(r.base).port;
+      const ss = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' });
+      if (ss.error && !process.env.CI) process.stderr.write(`SKIPPED the listen backlog check: ss (iproute2) is not installed\n`);
+      else {
+        const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+        assert.equal(ss.stdout.trim().split(/\s+/)[2], String(Math.min(1234, somaxconn)), ss.stdout + ss.stderr);
+      }
       const metrics = await (await fetch(r.metrics)).text();
       assert.match(metrics, /chat_api_requests_total\{method="GET",route="\/api\/v1\/users\/me",status="200"\} 1/);
       assert.ok(!r.output().includes(body.token), 'the token is not logged');

@@ -15,6 +15,7 @@ import * as m0013 from './migrations/0013-fts-batches.ts';
 import * as m0014 from './migrations/0014-contact-conversation-index.ts';
 import * as m0015 from './migrations/0015-fts-high-water-mark.ts';
 import * as m0016 from './migrations/0016-waiting-deliveries-by-arrival.ts';
+import * as m0017 from './migrations/0017-fts-merge-in-steps.ts';
 
 /**
  * Migrations are imported statically (not read from a folder) so they work the same from
@@ -37,6 +38,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0014-contact-conversation-index': m0014,
   '0015-fts-high-water-mark': m0015,
   '0016-waiting-deliveries-by-arrival': m0016,
+  '0017-fts-merge-in-steps': m0017,
 };
 
 /** Every migration, in order (the tests check that all of them apply). */

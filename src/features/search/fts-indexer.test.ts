@@ -128,6 +128,29 @@ describe('search index in batches (sqlite)', { skip: !testDialects().includes('s
     await consistent();
   });
 
+  it('segments are merged by the indexer in steps, not inside the writes (automerge off, migration 0017)', async () => {
+    const segments = async () => Number((await sql<{ n: number }>`select count(distinct segid) as n from messages_fts_idx`.execute(t.db.db)).rows[0]!.n);
+    const automerge = await sql<{ v: number }>`select v from messages_fts_config where k = 'automerge'`.execute(t.db.db);
+    assert.equal(Number(automerge.rows[0]?.v), 0);
+    const indexer = new FtsIndexer(t.db.db, t.db.writes, { intervalMs: 60_000 });
+    await indexer.merge();
+    const start = await segments();
+    const w = word();
+    const ids: string[] = [];
+    // One segment per flush, none merged by the writes themselves.
+    for (let i = 0; i < 12; i++) {
+      ids.push((await send(`${w} number ${i}`)).id);
+      await indexer.flush();
+    }
+    assert.ok((await segments()) >= start + 12, `12 flushes, 12 more segments (${start} → ${await segments()})`);
+    const steps = await indexer.merge();
+    assert.ok(steps >= 1, 'the merge did work');
+    assert.ok((await segments()) <= 3, `merged down to a few segments, was ${start + 12}: ${await segments()}`);
+    assert.equal(await indexer.merge(), 0, 'nothing left to merge');
+    assert.deepEqual((await found(w)).sort(), ids.sort());
+    await consistent();
+  });
+
   it('migration 0015 down queues what is above the mark and puts the queue back; up again derives the mark from the queue', async () => {
     const w1 = word();
     const waiting = await send(`${w1} above the mark before down`);

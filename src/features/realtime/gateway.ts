@@ -179,8 +179,6 @@ export class Gateway {
    */
   readonly #slices: Array<Set<Connection>> = Array.from({ length: HEARTBEAT_SLICES }, () => new Set());
   #nextSlice = 0;
-  /** A group's pings take several turns; the next tick waits for them rather than overlapping. */
-  #ticking = false;
   #sliceToAdd = 0;
   #unsubInvalidation: (() => Promise<void>) | undefined;
   readonly #typingSent = new Map<string, number>();
@@ -344,33 +342,29 @@ export class Gateway {
    * not answer the previous ping is gone. Also idle → away.
    */
   async #tick(): Promise<void> {
-    if (this.#ticking) return;
-    this.#ticking = true;
-    try {
-      const now = this.deps.clock.now();
-      const slice = [...this.#slices[this.#nextSlice]!];
-      this.#nextSlice = (this.#nextSlice + 1) % HEARTBEAT_SLICES;
-      await forEachInTurns(slice, PINGS_PER_TURN, async (c) => {
-        if (c.closed) return;
-        if (!c.alive) {
-          c.ws.close(CLOSE.timeout, 'heartbeat timeout');
-          c.ws.terminate();
-          void this.#cleanup(c);
-          return;
-        }
-        c.alive = false;
-        c.ws.ping();
-        const idle = now - c.lastActivity > this.config.idleAfterMs;
-        if (idle !== c.idle) {
-          c.idle = idle;
-          await this.deps.presence.activity(c.principal, c.id, idle).catch(() => undefined);
-        }
-      });
-      const live = slice.filter((c) => !c.closed);
-      if (live.length) await this.deps.presence.heartbeat(live.map((c) => ({ userId: c.userId, connId: c.id, idle: c.idle }))).catch(() => undefined);
-    } finally {
-      this.#ticking = false;
-    }
+    // Ticks do not wait for one another: each visits its own group, and one held up (a presence
+    // store that does not answer) must not stop the heartbeat of the others.
+    const now = this.deps.clock.now();
+    const slice = [...this.#slices[this.#nextSlice]!];
+    this.#nextSlice = (this.#nextSlice + 1) % HEARTBEAT_SLICES;
+    await forEachInTurns(slice, PINGS_PER_TURN, async (c) => {
+      if (c.closed) return;
+      if (!c.alive) {
+        c.ws.close(CLOSE.timeout, 'heartbeat timeout');
+        c.ws.terminate();
+        void this.#cleanup(c);
+        return;
+      }
+      c.alive = false;
+      c.ws.ping();
+      const idle = now - c.lastActivity > this.config.idleAfterMs;
+      if (idle !== c.idle) {
+        c.idle = idle;
+        await this.deps.presence.activity(c.principal, c.id, idle).catch(() => undefined);
+      }
+    });
+    const live = slice.filter((c) => !c.closed);
+    if (live.length) await this.deps.presence.heartbeat(live.map((c) => ({ userId: c.userId, connId: c.id, idle: c.idle }))).catch(() => undefined);
   }
 
   // ------------------------------------------------------------------ client messages

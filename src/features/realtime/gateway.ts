@@ -226,31 +226,34 @@ export class Gateway {
       this.metrics.rejected.inc({ reason: 'origin' });
       return ws.close(CLOSE.forbidden, 'origin not allowed');
     }
+    // Until the listeners below are on, frames the client sends would be lost: the socket is paused
+    // (ws holds what comes) before any wait. Credentials resolved recently need none (no await).
+    let paused = false;
+    const refuse = (code: number, reason: 'rate_limited' | 'unauthorized', text: string): void => {
+      this.metrics.rejected.inc({ reason });
+      // Reading again, so that the client's answer to the close frame is seen and the socket ends now.
+      if (paused) ws.resume?.();
+      ws.close(code, text);
+    };
     const { max, windowMs } = this.config.connectLimit;
     if (max > 0) {
+      paused = true;
+      ws.pause?.();
       const w = await this.deps.limiter.hit(`ws:connect:${ip()}`, windowMs);
-      if (w.count > max) {
-        this.metrics.rejected.inc({ reason: 'rate_limited' });
-        return ws.close(CLOSE.tooMany, 'too many connections');
-      }
+      if (w.count > max) return refuse(CLOSE.tooMany, 'rate_limited', 'too many connections');
     }
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const token = q === -1 ? null : new URLSearchParams(url.slice(q + 1)).get('token');
     const authorization = token ? `Bearer ${token}` : req.headers.authorization;
     const credentials: Credentials = { authorization, apiKey: header(req, 'x-api-key'), onBehalfOf: header(req, 'x-on-behalf-of') };
-    // Frames sent before authentication completes are held by ws until we listen; nothing is lost.
-    ws.pause?.();
-    let principal: Principal;
-    try {
-      principal = await this.deps.authenticator.authenticate(credentials);
-      if (principal.userId === null) throw new AppError('auth.user_required', 'A user is needed');
-    } catch {
-      this.metrics.rejected.inc({ reason: 'unauthorized' });
-      // Reading again, so that the client's answer to the close frame is seen and the socket ends now.
-      ws.resume?.();
-      return ws.close(CLOSE.unauthorized, 'unauthorized');
+    let principal = this.deps.authenticator.cached(credentials);
+    if (principal === undefined) {
+      if (!paused) ws.pause?.();
+      paused = true;
+      principal = await this.deps.authenticator.authenticate(credentials).catch(() => undefined);
     }
+    if (principal === undefined || principal.userId === null) return refuse(CLOSE.unauthorized, 'unauthorized', 'unauthorized');
     if (ws.readyState !== ws.OPEN) return;
     const conn = new Connection(ws, principal, credentials, this, this.deps.clock.now());
     this.connections.add(conn);
@@ -265,7 +268,7 @@ export class Gateway {
     ws.on('pong', onSocketPong);
     ws.on('close', onSocketClose);
     ws.on('error', onSocketError);
-    ws.resume?.();
+    if (paused) ws.resume?.();
 
     const userId = conn.userId;
     const orgId = principal.orgId;

@@ -40,6 +40,8 @@ export function presenceStoreContract(name: string, make: PresenceFactory): void
       }
     };
     const counts = async (store: PresenceStore, userIds: string[]) => Object.fromEntries(await store.get(userIds));
+    /** What a change returns: n live connections, `active` of them active (all, unless given). */
+    const live = (n: number, active = n) => ({ connections: n, active });
 
     it(
       'get: unknown users are zeros, one entry per user asked, nothing for an empty list',
@@ -55,28 +57,28 @@ export function presenceStoreContract(name: string, make: PresenceFactory): void
     it(
       'connect and disconnect count the connections of each user',
       withStore(async ({ store }) => {
-        assert.equal(await store.connect('u1', 'c1'), 1);
-        assert.equal(await store.connect('u1', 'c2'), 2);
-        assert.equal(await store.connect('u1', 'c3'), 3);
-        assert.equal(await store.connect('u2', 'd1'), 1);
-        assert.equal(await store.connect('u1', 'c1'), 3, 'connecting the same connection again does not count it twice');
+        assert.deepEqual(await store.connect('u1', 'c1'), live(1));
+        assert.deepEqual(await store.connect('u1', 'c2'), live(2));
+        assert.deepEqual(await store.connect('u1', 'c3'), live(3));
+        assert.deepEqual(await store.connect('u2', 'd1'), live(1));
+        assert.deepEqual(await store.connect('u1', 'c1'), live(3), 'connecting the same connection again does not count it twice');
         assert.deepEqual(await counts(store, ['u1', 'u2']), { u1: { connections: 3, active: 3 }, u2: { connections: 1, active: 1 } });
-        assert.equal(await store.disconnect('u1', 'c2'), 2);
-        assert.equal(await store.disconnect('u1', 'c1'), 1);
-        assert.equal(await store.disconnect('u1', 'c3'), 0);
+        assert.deepEqual(await store.disconnect('u1', 'c2'), live(2));
+        assert.deepEqual(await store.disconnect('u1', 'c1'), live(1));
+        assert.deepEqual(await store.disconnect('u1', 'c3'), live(0));
         assert.deepEqual(await counts(store, ['u1', 'u2']), { u1: { connections: 0, active: 0 }, u2: { connections: 1, active: 1 } });
-        assert.equal(await store.connect('u1', 'c4'), 1, 'a user can come back after the last disconnect');
+        assert.deepEqual(await store.connect('u1', 'c4'), live(1), 'a user can come back after the last disconnect');
       }),
     );
 
     it(
       'disconnecting an unknown connection or user is harmless',
       withStore(async ({ store }) => {
-        assert.equal(await store.disconnect('nobody', 'c1'), 0);
+        assert.deepEqual(await store.disconnect('nobody', 'c1'), live(0));
         await store.connect('u1', 'c1');
-        assert.equal(await store.disconnect('u1', 'never-connected'), 1);
-        assert.equal(await store.disconnect('u1', 'c1'), 0);
-        assert.equal(await store.disconnect('u1', 'c1'), 0, 'twice');
+        assert.deepEqual(await store.disconnect('u1', 'never-connected'), live(1));
+        assert.deepEqual(await store.disconnect('u1', 'c1'), live(0));
+        assert.deepEqual(await store.disconnect('u1', 'c1'), live(0), 'twice');
         assert.deepEqual(await counts(store, ['u1', 'nobody']), { u1: { connections: 0, active: 0 }, nobody: { connections: 0, active: 0 } });
       }),
     );
@@ -89,7 +91,7 @@ export function presenceStoreContract(name: string, make: PresenceFactory): void
         await store.connect('u10', 'c1');
         await store.connect('u1:x', 'c1');
         await store.setIdle('u10', 'c1', true);
-        assert.equal(await store.disconnect('u1:x', 'c1'), 0);
+        assert.deepEqual(await store.disconnect('u1:x', 'c1'), live(0));
         assert.deepEqual(await counts(store, ['u1', 'u10', 'u1:x']), {
           u1: { connections: 2, active: 2 },
           u10: { connections: 1, active: 0 },
@@ -103,17 +105,19 @@ export function presenceStoreContract(name: string, make: PresenceFactory): void
       withStore(async ({ store }) => {
         await store.connect('u1', 'c1');
         await store.connect('u1', 'c2');
-        await store.setIdle('u1', 'c1', true);
+        assert.deepEqual(await store.setIdle('u1', 'c1', true), live(2, 1));
         assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 2, active: 1 } });
-        await store.setIdle('u1', 'c2', true);
+        assert.deepEqual(await store.setIdle('u1', 'c2', true), live(2, 0));
         assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 2, active: 0 } });
-        await store.setIdle('u1', 'c2', true);
+        assert.deepEqual(await store.setIdle('u1', 'c2', true), live(2, 0), 'idempotent');
         assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 2, active: 0 } }, 'idempotent');
-        await store.setIdle('u1', 'c1', false);
+        assert.deepEqual(await store.setIdle('u1', 'c1', false), live(2, 1));
         assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 2, active: 1 } });
-        assert.equal(await store.disconnect('u1', 'c1'), 1);
+        assert.deepEqual(await store.disconnect('u1', 'c1'), live(1, 0));
         assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 1, active: 0 } }, 'the idle one is left');
-        await store.connect('u1', 'c2');
+        assert.deepEqual(await store.connect('u1', 'c2'), live(1, 1));
+        assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 1, active: 1 } });
+        assert.deepEqual(await store.setIdle('u1', 'gone', true), live(1, 1), 'an unknown connection is not added by setIdle');
         assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 1, active: 1 } });
       }),
     );
@@ -137,7 +141,7 @@ export function presenceStoreContract(name: string, make: PresenceFactory): void
         assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 1, active: 1 } }, 'setIdle refreshes too');
         advance(1);
         assert.deepEqual(await counts(store, ['u1']), { u1: { connections: 0, active: 0 } });
-        assert.equal(await store.connect('u1', 'c3'), 1, 'an expired connection is not counted by connect');
+        assert.deepEqual(await store.connect('u1', 'c3'), live(1), 'an expired connection is not counted by connect');
       }),
     );
 
@@ -165,14 +169,14 @@ export function presenceStoreContract(name: string, make: PresenceFactory): void
       withStore(async ({ store, peer }) => {
         const nodes = [store, peer ? await peer() : store];
         const ids = Array.from({ length: 20 }, (_, i) => `c${i}`);
-        const up = await Promise.all(ids.map((id, i) => nodes[i % 2]!.connect('u1', id)));
+        const up = (await Promise.all(ids.map((id, i) => nodes[i % 2]!.connect('u1', id)))).map((c) => c.connections);
         assert.deepEqual(
           up.sort((x, y) => x - y),
           ids.map((_, i) => i + 1),
           'every connect saw its own count',
         );
         for (const node of nodes) assert.deepEqual(await counts(node, ['u1']), { u1: { connections: 20, active: 20 } });
-        const down = await Promise.all(ids.slice(0, 15).map((id, i) => nodes[(i + 1) % 2]!.disconnect('u1', id)));
+        const down = (await Promise.all(ids.slice(0, 15).map((id, i) => nodes[(i + 1) % 2]!.disconnect('u1', id)))).map((c) => c.connections);
         assert.deepEqual(
           down.sort((x, y) => x - y),
           Array.from({ length: 15 }, (_, i) => 5 + i),

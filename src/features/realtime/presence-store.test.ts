@@ -46,7 +46,7 @@ if (url) {
         await store.connect('u2', 'c1');
         const pttl = await redis.pttl(`${prefix}presence:u1`);
         assert.ok(pttl > 0 && pttl <= 300, `pttl ${pttl}`);
-        assert.equal(await store.disconnect('u2', 'c1'), 0);
+        assert.deepEqual(await store.disconnect('u2', 'c1'), { connections: 0, active: 0 });
         assert.equal(await redis.exists(`${prefix}presence:u2`), 0);
         await new Promise((r) => setTimeout(r, 400));
         assert.deepEqual(await redis.keys(`${prefix}*`), []);

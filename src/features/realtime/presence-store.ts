@@ -7,17 +7,26 @@ import type { Redis } from 'ioredis';
  * the Redis store a cluster. One contract suite runs over both (presence-store.contract.ts).
  */
 export interface PresenceStore {
-  /** Record a connection (active); returns the user's live connection count afterwards. */
-  connect(userId: string, connId: string): Promise<number>;
-  /** Forget a connection; returns the user's live connection count afterwards. */
-  disconnect(userId: string, connId: string): Promise<number>;
-  /** Mark a connection idle or active (and refresh it). */
-  setIdle(userId: string, connId: string, idle: boolean): Promise<void>;
+  /** Record a connection (active); returns the user's live counts afterwards. */
+  connect(userId: string, connId: string): Promise<LiveCount>;
+  /** Forget a connection; returns the user's live counts afterwards. */
+  disconnect(userId: string, connId: string): Promise<LiveCount>;
+  /** Mark a connection idle or active (and refresh it); returns the user's live counts afterwards. */
+  setIdle(userId: string, connId: string, idle: boolean): Promise<LiveCount>;
   /** Refresh the expiry of these connections (the node's heartbeat). */
   refresh(entries: Array<{ userId: string; connId: string; idle: boolean }>): Promise<void>;
   /** Per user: live connections, and how many of them are active (not idle). Unknown users: 0, 0. */
-  get(userIds: string[]): Promise<Map<string, { connections: number; active: number }>>;
+  get(userIds: string[]): Promise<Map<string, LiveCount>>;
   close(): Promise<void>;
+}
+
+/**
+ * A user's live connections, and how many of them are active (not idle). Every change returns
+ * them, read in the same step (one Redis script), so a caller needs no second round trip.
+ */
+export interface LiveCount {
+  connections: number;
+  active: number;
 }
 
 interface Conn {
@@ -41,30 +50,31 @@ export class MemoryPresenceStore implements PresenceStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async connect(userId: string, connId: string): Promise<number> {
+  async connect(userId: string, connId: string): Promise<LiveCount> {
     this.#put(userId, connId, false);
-    return this.#live(userId).connections;
+    return this.#live(userId);
   }
 
-  async disconnect(userId: string, connId: string): Promise<number> {
+  async disconnect(userId: string, connId: string): Promise<LiveCount> {
     const u = this.#users.get(userId);
     const c = u?.conns.get(connId);
     if (u && c) {
       u.conns.delete(connId);
       if (!c.idle) u.active -= 1;
     }
-    return this.#live(userId).connections;
+    return this.#live(userId);
   }
 
-  async setIdle(userId: string, connId: string, idle: boolean): Promise<void> {
+  async setIdle(userId: string, connId: string, idle: boolean): Promise<LiveCount> {
     if (this.#users.get(userId)?.conns.has(connId)) this.#put(userId, connId, idle);
+    return this.#live(userId);
   }
 
   async refresh(entries: Array<{ userId: string; connId: string; idle: boolean }>): Promise<void> {
     for (const e of entries) this.#put(e.userId, e.connId, e.idle);
   }
 
-  async get(userIds: string[]): Promise<Map<string, { connections: number; active: number }>> {
+  async get(userIds: string[]): Promise<Map<string, LiveCount>> {
     return new Map(userIds.map((u) => [u, this.#live(u)]));
   }
 
@@ -88,7 +98,7 @@ export class MemoryPresenceStore implements PresenceStore {
     if (expiresAt < u.nextExpiry) u.nextExpiry = expiresAt;
   }
 
-  #live(userId: string): { connections: number; active: number } {
+  #live(userId: string): LiveCount {
     const u = this.#users.get(userId);
     if (!u) return { connections: 0, active: 0 };
     const now = this.now();
@@ -138,12 +148,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 ${PRUNE_AND_COUNT}`;
 
 // Idle/active of a connection this store knows; an unknown one (already disconnected) stays unknown.
-const SET_IF_KNOWN = `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+const SET_IF_KNOWN_AND_COUNT = `
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
-return 0`;
+${PRUNE_AND_COUNT}`;
 
 const DEL_AND_COUNT = `
 redis.call('HDEL', KEYS[1], ARGV[2])
@@ -157,17 +167,16 @@ export class RedisPresenceStore implements PresenceStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async connect(userId: string, connId: string): Promise<number> {
-    return (await this.#set(userId, connId, false))[0];
+  async connect(userId: string, connId: string): Promise<LiveCount> {
+    return this.#set(SET_AND_COUNT, userId, connId, false);
   }
 
-  async disconnect(userId: string, connId: string): Promise<number> {
-    const [n] = (await this.redis.eval(DEL_AND_COUNT, 1, this.#key(userId), this.now(), connId)) as [number, number];
-    return n;
+  async disconnect(userId: string, connId: string): Promise<LiveCount> {
+    return counted(await this.redis.eval(DEL_AND_COUNT, 1, this.#key(userId), this.now(), connId));
   }
 
-  async setIdle(userId: string, connId: string, idle: boolean): Promise<void> {
-    await this.redis.eval(SET_IF_KNOWN, 1, this.#key(userId), connId, `${this.now() + this.ttlMs}:${idle ? 1 : 0}`, this.ttlMs);
+  async setIdle(userId: string, connId: string, idle: boolean): Promise<LiveCount> {
+    return this.#set(SET_IF_KNOWN_AND_COUNT, userId, connId, idle);
   }
 
   async refresh(entries: Array<{ userId: string; connId: string; idle: boolean }>): Promise<void> {
@@ -181,8 +190,8 @@ export class RedisPresenceStore implements PresenceStore {
     await pipe.exec();
   }
 
-  async get(userIds: string[]): Promise<Map<string, { connections: number; active: number }>> {
-    const out = new Map<string, { connections: number; active: number }>();
+  async get(userIds: string[]): Promise<Map<string, LiveCount>> {
+    const out = new Map<string, LiveCount>();
     if (userIds.length === 0) return out;
     const pipe = this.redis.pipeline();
     for (const u of userIds) pipe.eval(PRUNE_AND_COUNT, 1, this.#key(u), this.now());
@@ -190,8 +199,7 @@ export class RedisPresenceStore implements PresenceStore {
     userIds.forEach((u, i) => {
       const [err, v] = res[i] ?? [null, [0, 0]];
       if (err) throw err;
-      const [connections, active] = v as [number, number];
-      out.set(u, { connections, active });
+      out.set(u, counted(v));
     });
     return out;
   }
@@ -200,12 +208,18 @@ export class RedisPresenceStore implements PresenceStore {
     /* the Redis connection belongs to the app */
   }
 
-  async #set(userId: string, connId: string, idle: boolean): Promise<[number, number]> {
+  async #set(script: string, userId: string, connId: string, idle: boolean): Promise<LiveCount> {
     const now = this.now();
-    return (await this.redis.eval(SET_AND_COUNT, 1, this.#key(userId), now, connId, `${now + this.ttlMs}:${idle ? 1 : 0}`, this.ttlMs)) as [number, number];
+    return counted(await this.redis.eval(script, 1, this.#key(userId), now, connId, `${now + this.ttlMs}:${idle ? 1 : 0}`, this.ttlMs));
   }
 
   #key(userId: string): string {
     return `${this.prefix}presence:${userId}`;
   }
+}
+
+/** The `{n, active}` a presence script returns. */
+function counted(reply: unknown): LiveCount {
+  const [connections, active] = reply as [number, number];
+  return { connections, active };
 }

@@ -1,5 +1,5 @@
 import type { Principal } from '../../access/access.ts';
-import type { PresenceStore } from './presence-store.ts';
+import type { LiveCount, PresenceStore } from './presence-store.ts';
 import type { RealtimePublisher } from './publisher.ts';
 
 export type PresenceStatus = 'online' | 'away' | 'dnd' | 'offline';
@@ -20,18 +20,15 @@ export class PresenceService {
   ) {}
 
   async connected(p: Principal, connId: string): Promise<void> {
-    await this.store.connect(p.userId!, connId);
-    await this.#publishIfChanged(p);
+    this.#publishIfChanged(p, await this.store.connect(p.userId!, connId));
   }
 
   async disconnected(p: Principal, connId: string): Promise<void> {
-    await this.store.disconnect(p.userId!, connId);
-    await this.#publishIfChanged(p);
+    this.#publishIfChanged(p, await this.store.disconnect(p.userId!, connId));
   }
 
   async activity(p: Principal, connId: string, idle: boolean): Promise<void> {
-    await this.store.setIdle(p.userId!, connId, idle);
-    await this.#publishIfChanged(p);
+    this.#publishIfChanged(p, await this.store.setIdle(p.userId!, connId, idle));
   }
 
   heartbeat(entries: Array<{ userId: string; connId: string; idle: boolean }>): Promise<void> {
@@ -50,9 +47,9 @@ export class PresenceService {
   }
   readonly #offline: Array<(orgId: string, userId: string) => void> = [];
 
-  async #publishIfChanged(p: Principal): Promise<void> {
+  /** `live`: the user's counts as the store returned them with the change. */
+  #publishIfChanged(p: Principal, live: LiveCount): void {
     const userId = p.userId!;
-    const live = (await this.store.get([userId])).get(userId) ?? { connections: 0, active: 0 };
     const status = effective(p.user?.status ?? 'online', live);
     if (this.#published.get(userId) === status) return;
     if (status === 'offline') for (const h of this.#offline) h(p.orgId, userId);
@@ -62,7 +59,7 @@ export class PresenceService {
   }
 }
 
-export function effective(chosen: string, live: { connections: number; active: number }): PresenceStatus {
+export function effective(chosen: string, live: LiveCount): PresenceStatus {
   if (live.connections === 0) return 'offline';
   if (chosen === 'dnd' || chosen === 'away') return chosen;
   return live.active > 0 ? 'online' : 'away';

@@ -71,6 +71,17 @@ for (const dialect of testDialects()) {
       assert.equal(err.payload.code, 'validation.failed');
     });
 
+    it('a request sent the moment the socket opens is answered (connect limit on; credentials checked, then remembered)', async () => {
+      const org = await makeOrg(t.services);
+      const dave = await makeUser(t.app, t.services, org.id, 'member');
+      for (const round of ['checked', 'remembered']) {
+        const s = await requestAtOpen(base, dave.token);
+        sockets.push(s.socket);
+        assert.equal(s.pong.id, 'at-open', round);
+        assert.equal(s.socket.frames[0]!.type, 'hello', `${round}: hello comes first`);
+      }
+    });
+
     it('a private channel is invisible to a non-member: subscribing answers like a missing one', async () => {
       const id = await channel([bob]);
       const s = await connect(carol);
@@ -202,6 +213,42 @@ for (const dialect of testDialects()) {
       await c2.close();
       const offline = await watcher.next((f) => f.type === 'presence' && f.payload.user_id === dave.id);
       assert.equal(offline.payload.status, 'offline');
+    });
+  });
+}
+
+/**
+ * Opens a socket and sends a ping the moment it is open, before the server's hello: the server
+ * must not lose it while it checks the connection (the socket is paused across any wait).
+ */
+async function requestAtOpen(base: string, token: string): Promise<{ socket: TestSocket; pong: Frame }> {
+  const socket = await TestSocket.open(`${base.replace(/^http/, 'ws')}/ws?token=${encodeURIComponent(token)}`);
+  socket.send({ type: 'ping', id: 'at-open' });
+  return { socket, pong: await socket.next((f) => f.type === 'pong' && f.id === 'at-open', 3000) };
+}
+
+for (const dialect of testDialects()) {
+  describe(`realtime: no connect limit, so remembered credentials are served without a wait (${dialect})`, () => {
+    it('answers a request sent the moment the socket opens, on the first connection (credentials checked) and the next (remembered)', async () => {
+      const t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0', WS_CONNECT_LIMIT_MAX: '0' } });
+      const sockets: TestSocket[] = [];
+      try {
+        const base = await listening(t);
+        const org = await makeOrg(t.services);
+        const erin = await makeUser(t.app, t.services, org.id, 'member');
+        for (const round of ['checked', 'remembered', 'remembered again']) {
+          const s = await requestAtOpen(base, erin.token);
+          sockets.push(s.socket);
+          assert.equal(s.socket.frames[0]!.type, 'hello', `${round}: hello comes first`);
+          assert.equal(s.socket.frames[0]!.payload.user_id, erin.id, round);
+        }
+        // Refused credentials still close with 4401, with or without a wait.
+        const bad = await TestSocket.open(`${base.replace(/^http/, 'ws')}/ws?token=not-a-token`);
+        assert.equal((await bad.closed).code, 4401);
+      } finally {
+        for (const s of sockets) s.ws.terminate();
+        await t.close();
+      }
     });
   });
 }

@@ -228,8 +228,8 @@ async function requestAtOpen(base: string, token: string): Promise<{ socket: Tes
 }
 
 for (const dialect of testDialects()) {
-  describe(`realtime: no connect limit, so remembered credentials are served without a wait (${dialect})`, () => {
-    it('answers a request sent the moment the socket opens, on the first connection (credentials checked) and the next (remembered)', async () => {
+  describe(`realtime: a request sent the moment the socket opens is not lost (${dialect})`, () => {
+    it('without a connect limit: on the first connection (credentials checked) and the next ones (remembered, served without a wait)', async () => {
       const t = await newTestApp({ dialect, env: { RATE_LIMIT_MAX: '0', WS_CONNECT_LIMIT_MAX: '0' } });
       const sockets: TestSocket[] = [];
       try {
@@ -245,6 +245,25 @@ for (const dialect of testDialects()) {
         // Refused credentials still close with 4401, with or without a wait.
         const bad = await TestSocket.open(`${base.replace(/^http/, 'ws')}/ws?token=not-a-token`);
         assert.equal((await bad.closed).code, 4401);
+      } finally {
+        for (const s of sockets) s.ws.terminate();
+        await t.close();
+      }
+    });
+
+    it('with the connect limit counted in Redis (a real wait before the credentials), a request sent at open is answered too', async (ctx) => {
+      if (!process.env.PARLEY_TEST_REDIS_URL) return ctx.skip('SKIPPED: no Redis server in this run (see the test harness banner)');
+      const t = await newTestApp({ dialect, redis: true, env: { RATE_LIMIT_MAX: '0' } });
+      const sockets: TestSocket[] = [];
+      try {
+        const base = await listening(t);
+        const org = await makeOrg(t.services);
+        const fay = await makeUser(t.app, t.services, org.id, 'member');
+        for (const round of ['checked', 'remembered']) {
+          const s = await requestAtOpen(base, fay.token);
+          sockets.push(s.socket);
+          assert.equal(s.socket.frames[0]!.type, 'hello', `${round}: hello comes first`);
+        }
       } finally {
         for (const s of sockets) s.ws.terminate();
         await t.close();

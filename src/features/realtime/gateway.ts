@@ -6,7 +6,7 @@ import { INVALIDATION_TOPIC } from '../../access/principal-cache.ts';
 import type { EventBus } from '../../bus/event-bus.ts';
 import { SharedTopics } from '../../bus/shared-topics.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
-import type { Clock } from '../../platform/clock.ts';
+import { type Clock, isoNow } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { forEachInTurns } from '../../platform/turns.ts';
@@ -226,8 +226,10 @@ export class Gateway {
       this.metrics.rejected.inc({ reason: 'origin' });
       return ws.close(CLOSE.forbidden, 'origin not allowed');
     }
-    // Until the listeners below are on, frames the client sends would be lost: the socket is paused
-    // (ws holds what comes) before any wait. Credentials resolved recently need none (no await).
+    // The client's frames wait until hello is sent (none lost before the listeners are on, and
+    // hello comes first): the socket is paused (ws holds what comes) before any wait, and resumed
+    // after hello. The usual connect waits for nothing: credentials resolved recently, the user's
+    // and organization's topics already subscribed on this node.
     let paused = false;
     const refuse = (code: number, reason: 'rate_limited' | 'unauthorized', text: string): void => {
       this.metrics.rejected.inc({ reason });
@@ -268,7 +270,6 @@ export class Gateway {
     ws.on('pong', onSocketPong);
     ws.on('close', onSocketClose);
     ws.on('error', onSocketError);
-    if (paused) ws.resume?.();
 
     const userId = conn.userId;
     const orgId = principal.orgId;
@@ -277,6 +278,8 @@ export class Gateway {
     const user = this.#shared.acquire(userTopic, (frame) => this.#toUser(userId, frame));
     const org = this.#shared.acquire(orgTopic, (frame) => this.#toOrg(orgId, frame));
     if (user || org) {
+      if (!paused) ws.pause?.();
+      paused = true;
       const [u, o] = await Promise.allSettled([user, org]);
       if (u.status === 'rejected' || o.status === 'rejected') {
         // Not served (the caller closes the socket): the subscription that was made is given back.
@@ -295,6 +298,7 @@ export class Gateway {
     addTo(this.#byUser, userId, conn);
     addTo(this.#byOrg, orgId, conn);
     conn.send(envelope('hello', { connection_id: conn.id, user_id: conn.userId, heartbeat_ms: this.config.heartbeatMs }, this.#now()));
+    if (paused) ws.resume?.();
     await this.deps.presence.connected(principal, conn.id).catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'presence: connect failed'));
   }
 
@@ -463,7 +467,7 @@ export class Gateway {
         for (const ch of r.changes) {
           const json = ch.deleted
             ? envelope('message_delete', { id: JSON.parse(ch.json).id, conversation_id: conversationId, replayed: true }, this.#now(), conversationId, ch.version_seq)
-            : `{"type":"message","channel_id":${JSON.stringify(conversationId)},"payload":${ch.json},"timestamp":"${this.#now().toISOString()}","seq":${ch.version_seq},"replayed":true}`;
+            : `{"type":"message","channel_id":${JSON.stringify(conversationId)},"payload":${ch.json},"timestamp":"${this.#now()}","seq":${ch.version_seq},"replayed":true}`;
           conn.send(json);
         }
         replayed = r.changes.length;
@@ -521,7 +525,7 @@ export class Gateway {
             staffOnly: ch.private,
             json: ch.deleted
               ? envelope('message_delete', { id: JSON.parse(ch.json).id, conversation_id: conversationId, replayed: true }, this.#now(), conversationId, ch.version_seq)
-              : `{"type":"message","channel_id":${JSON.stringify(conversationId)},"payload":${ch.json},"timestamp":"${this.#now().toISOString()}","seq":${ch.version_seq},"replayed":true}`,
+              : `{"type":"message","channel_id":${JSON.stringify(conversationId)},"payload":${ch.json},"timestamp":"${this.#now()}","seq":${ch.version_seq},"replayed":true}`,
           })),
         };
       },
@@ -624,8 +628,8 @@ export class Gateway {
     });
   }
 
-  #now(): Date {
-    return new Date(this.deps.clock.now());
+  #now(): string {
+    return isoNow(this.deps.clock);
   }
 }
 

@@ -9,6 +9,7 @@ import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import { type Clock, isoNow } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
+import { queryParam } from '../../platform/query-param.ts';
 import { forEachInTurns } from '../../platform/turns.ts';
 import type { Authenticator, Credentials } from '../auth/authenticator.ts';
 import type { ConversationsService } from '../conversations/conversations.service.ts';
@@ -246,7 +247,7 @@ export class Gateway {
     }
     const url = req.url ?? '';
     const q = url.indexOf('?');
-    const token = q === -1 ? null : new URLSearchParams(url.slice(q + 1)).get('token');
+    const token = q === -1 ? null : queryParam(url.slice(q + 1), 'token');
     const authorization = token ? `Bearer ${token}` : req.headers.authorization;
     const credentials: Credentials = { authorization, apiKey: header(req, 'x-api-key'), onBehalfOf: header(req, 'x-on-behalf-of') };
     let principal = this.deps.authenticator.cached(credentials);

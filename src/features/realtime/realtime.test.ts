@@ -63,7 +63,12 @@ for (const dialect of testDialects()) {
       const s = await TestSocket.open(`${ws}/ws`, { headers: { authorization: `Bearer ${alice.token}`, origin: 'https://app.example' } });
       sockets.push(s);
       const hello = await s.next((f) => f.type === 'hello');
+      assert.deepEqual(Object.keys(hello), ['type', 'payload', 'timestamp']);
+      assert.deepEqual(Object.keys(hello.payload), ['connection_id', 'user_id', 'heartbeat_ms']);
       assert.equal(hello.payload.user_id, alice.id);
+      assert.equal(hello.payload.heartbeat_ms, 60_000);
+      assert.match(hello.payload.connection_id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      assert.ok(Math.abs(Date.parse(hello.timestamp) - Date.now()) < 60_000, hello.timestamp);
       // A malformed message gets an error naming what is wrong, with the request id.
       s.send({ type: 'subscribe', id: 'x1', channel_id: 'nope' });
       const err = await s.next((f) => f.type === 'error');

@@ -96,6 +96,9 @@ export async function connectRate(ctx: WsContext): Promise<Outcome> {
   const o = ctx.opts;
   for (const t of TARGETS) await ctx.env.server(t);
   ctx.log(`connect: ${o.connects} connections per round and target, ${CONCURRENCY} at a time per load process (${o.processes} processes)`);
+  // One uncounted round per target first: a server's first round ran at about half the rate of
+  // the later ones (its code not compiled yet), for every target alike.
+  for (const t of TARGETS) await connectOnce(ctx, t, 'warm-up');
   const runs: ConnectRun[] = [];
   for (let i = 1; i <= o.rounds; i++) for (const t of TARGETS) runs.push(await connectOnce(ctx, t, `round ${i}`));
   const { server, fixture } = await ctx.env.parley();
@@ -136,7 +139,7 @@ ${table(
 )}
 
 ${facts(ctx, started, loadBefore, 'connect', [server.code])}
-- Connect rate protocol: per round and target ${o.connects.toLocaleString('en-US')} connections opened by ${o.processes} load processes, ${CONCURRENCY} in progress per process; a connection counts when the server's \`hello\` has arrived (Parley: after the token was checked and the connection registered; the bare server checks that a token is present; Socket.IO: handshake with \`auth.token\`, middleware, \`hello\` event). Rate = connections / time from the first connect to the last \`hello\` (slowest process). Then all are closed and 1 s passes. ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians. Parley checks the token of one of the 5 benchmark users in turn; its credential cache (\`AUTH_CACHE_TTL_MS\`, 30 s by default) means most checks verify the token's signature and reuse the session lookup.
+- Connect rate protocol: per round and target ${o.connects.toLocaleString('en-US')} connections opened by ${o.processes} load processes, ${CONCURRENCY} in progress per process; a connection counts when the server's \`hello\` has arrived (Parley: after the token was checked and the connection registered; the bare server checks that a token is present; Socket.IO: handshake with \`auth.token\`, middleware, \`hello\` event). Rate = connections / time from the first connect to the last \`hello\` (slowest process). Then all are closed and 1 s passes. First one warm-up round per target, the same but not counted (a server's first round ran at about half the rate of its later ones, whatever the server: its code was not compiled yet); then ${o.rounds} rounds alternating bare ws, Socket.IO, Parley; medians. Parley checks the token of one of the 5 benchmark users in turn; its credential cache (\`AUTH_CACHE_TTL_MS\`, 30 s by default) means most checks verify the token's signature and reuse the session lookup.
 - Storm protocol (Parley only): ${o.idle.toLocaleString('en-US')} connections subscribed to ${STORM_CHANNELS} public channels (${Math.round(o.idle / STORM_CHANNELS)} each); one message posted to every channel; all connections dropped by the clients at once; 2 s later one more message posted to every channel; then every client reconnects at once (all of a load process's connections started together) and sends \`subscribe\` with \`since_seq\` = the last seq it saw. A client is done when its \`ack\` came (Parley sends the replayed messages before it); time = from the reconnect command to the last \`ack\`. Every client must get its missed message replayed.
 
 ${table(

@@ -298,8 +298,9 @@ export class Gateway {
     conn.joined = true;
     addTo(this.#byUser, userId, conn);
     addTo(this.#byOrg, orgId, conn);
-    // Written out: the envelope() of this frame cost ~6-8 µs per connect under load (~1 µs in a loop).
-    conn.send(`{"type":"hello","payload":{"connection_id":"${conn.id}","user_id":${JSON.stringify(userId)},"heartbeat_ms":${this.config.heartbeatMs}},"timestamp":"${this.#now()}"}`);
+    // (Written out as a template literal it cost ~5 µs less per connect, but each idle connection
+    // then held 0.4 KB more after a full GC: 3.3 → 3.7 KB, memory benchmark.)
+    conn.send(envelope('hello', { connection_id: conn.id, user_id: userId, heartbeat_ms: this.config.heartbeatMs }, this.#now()));
     if (paused) ws.resume?.();
     await this.deps.presence.connected(principal, conn.id).catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'presence: connect failed'));
   }

@@ -232,18 +232,12 @@ export class Gateway {
     // after hello. The usual connect waits for nothing: credentials resolved recently, the user's
     // and organization's topics already subscribed on this node.
     let paused = false;
-    const refuse = (code: number, reason: 'rate_limited' | 'unauthorized', text: string): void => {
-      this.metrics.rejected.inc({ reason });
-      // Reading again, so that the client's answer to the close frame is seen and the socket ends now.
-      if (paused) ws.resume?.();
-      ws.close(code, text);
-    };
     const { max, windowMs } = this.config.connectLimit;
     if (max > 0) {
       paused = true;
       ws.pause?.();
       const w = await this.deps.limiter.hit(`ws:connect:${ip()}`, windowMs);
-      if (w.count > max) return refuse(CLOSE.tooMany, 'rate_limited', 'too many connections');
+      if (w.count > max) return this.#refuse(ws, paused, CLOSE.tooMany, 'rate_limited', 'too many connections');
     }
     const url = req.url ?? '';
     const q = url.indexOf('?');
@@ -256,7 +250,7 @@ export class Gateway {
       paused = true;
       principal = await this.deps.authenticator.authenticate(credentials).catch(() => undefined);
     }
-    if (principal === undefined || principal.userId === null) return refuse(CLOSE.unauthorized, 'unauthorized', 'unauthorized');
+    if (principal === undefined || principal.userId === null) return this.#refuse(ws, paused, CLOSE.unauthorized, 'unauthorized', 'unauthorized');
     if (ws.readyState !== ws.OPEN) return;
     const conn = new Connection(ws, principal, credentials, this, this.deps.clock.now());
     this.connections.add(conn);
@@ -303,6 +297,13 @@ export class Gateway {
     conn.send(envelope('hello', { connection_id: conn.id, user_id: userId, heartbeat_ms: this.config.heartbeatMs }, this.#now()));
     if (paused) ws.resume?.();
     await this.deps.presence.connected(principal, conn.id).catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'presence: connect failed'));
+  }
+
+  #refuse(ws: WebSocket, paused: boolean, code: number, reason: 'rate_limited' | 'unauthorized', text: string): void {
+    this.metrics.rejected.inc({ reason });
+    // Reading again, so that the client's answer to the close frame is seen and the socket ends now.
+    if (paused) ws.resume?.();
+    ws.close(code, text);
   }
 
   async #cleanup(conn: Connection): Promise<void> {

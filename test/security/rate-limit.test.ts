@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { call, newTestApp } from '../helpers/new-test-app.ts';
 import { makeOrg, makeUser, PASSWORD } from '../helpers/factories.ts';
+import { waitFor } from '../helpers/platform-app.ts';
 
 const stores = [{ name: 'memory', redis: false }, ...(process.env.PARLEY_TEST_REDIS_URL ? [{ name: 'redis', redis: true }] : [])];
 if (!process.env.PARLEY_TEST_REDIS_URL) {
@@ -87,6 +89,37 @@ for (const store of stores) {
         await attempt('bad one 3');
         await attempt('bad one 4');
         assert.equal((await attempt(PASSWORD)).statusCode, 200, 'two failures after a reset do not lock');
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('platform and relay webhook deliveries are not counted in the per-IP API limit (a gateway delivers every inbox from one address)', async () => {
+      const t = await newTestApp({ redis: store.redis, env: { RATE_LIMIT_MAX: '20', OUTBOX_POLL_MS: '20' } });
+      try {
+        // Set up from the default address; the deliveries come from another one.
+        const org = await makeOrg(t.services);
+        const admin = await makeUser(t.app, t.services, org.id, 'admin');
+        const inbox = (await call(t.app, 'POST', '/api/v1/inboxes', { token: admin.token, body: { name: 'WA', platform: 'whatsapp', credentials: { app_secret: 'rate-limit-secret', access_token: 'x' } } })).data as { id: string };
+        const gateway = '203.0.113.77';
+        const statuses: number[] = [];
+        for (let i = 0; i < 30; i++) {
+          const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'W', changes: [{ field: 'messages', value: { contacts: [{ profile: { name: 'C' }, wa_id: '15550001111' }], messages: [{ from: '15550001111', id: `wamid.rl${i}`, timestamp: '1700000000', type: 'text', text: { body: `m${i}` } }] } }] }] });
+          const signature = `sha256=${createHmac('sha256', 'rate-limit-secret').update(body).digest('hex')}`;
+          statuses.push((await t.app.inject({ method: 'POST', url: `/webhooks/whatsapp/${inbox.id}`, payload: body, remoteAddress: gateway, headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature } })).statusCode);
+        }
+        assert.deepEqual(statuses, Array(30).fill(200));
+        // Chatwoot's deliveries to the relay, refused here (no such inbox), are not counted either.
+        for (let i = 0; i < 5; i++) {
+          const r = await t.app.inject({ method: 'POST', url: '/webhooks/chatwoot/00000000-0000-4000-8000-000000000000?token=x', payload: '{}', remoteAddress: gateway, headers: { 'content-type': 'application/json' } });
+          assert.notEqual(r.statusCode, 429);
+        }
+        // The same address still has its whole API budget, and no more.
+        const api: number[] = [];
+        for (let i = 0; i < 21; i++) api.push((await t.app.inject({ method: 'GET', url: '/api/v1/users/me', remoteAddress: gateway })).statusCode);
+        assert.deepEqual(api, [...Array(20).fill(401), 429]);
+        // Nothing refused, nothing lost: the 30 messages are stored.
+        await waitFor(async () => (await t.db.db.selectFrom('messages').select('id').where('external_id', 'like', 'wamid.rl%').execute()).length === 30);
       } finally {
         await t.close();
       }

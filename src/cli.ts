@@ -20,7 +20,7 @@ async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const config = loadConfig();
   const log = pino(loggerOptions(config.logLevel === 'silent' ? 'silent' : 'info'));
-  const database = createDb(config.databaseUrl);
+  const database = createDb(config.databaseUrl, { preparedStatements: config.databasePreparedStatements });
   try {
     await runMigrations(database.db, log);
     if (command === 'migrate') return 0;

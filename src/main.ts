@@ -22,6 +22,7 @@ async function main(): Promise<void> {
   }
   const log = pino(loggerOptions(config.logLevel));
   const database = createDb(config.databaseUrl, {
+    preparedStatements: config.databasePreparedStatements,
     onIdleError: (err) => log.warn({ err: err.message }, 'database connection lost; it will be replaced'),
     onCheckpointError: (message) => log.warn({ err: message }, 'background WAL checkpoint failed'),
   });

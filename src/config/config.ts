@@ -62,6 +62,8 @@ export interface Config {
   publicUrl: string;
   dataDir: string;
   databaseUrl: string;
+  /** PostgreSQL: statements as named prepared statements (off behind a pooler that cannot keep them). */
+  databasePreparedStatements: boolean;
   redisUrl: string | null;
   /** null means: generate one in the data folder (development and test only). */
   jwtSecret: string | null;
@@ -391,6 +393,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     publicUrl: r.url(['PUBLIC_URL'], ['http:', 'https:']) ?? `http://localhost:${port}`,
     dataDir,
     databaseUrl: readDatabaseUrl(r, dataDir),
+    databasePreparedStatements: r.bool(['DATABASE_PREPARED_STATEMENTS'], true),
     redisUrl: readRedisUrl(r),
     jwtSecret,
     accessTokenTtlSeconds: r.int(['ACCESS_TOKEN_TTL_SECONDS'], 900, 30, 86_400),

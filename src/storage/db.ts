@@ -7,6 +7,7 @@ import { isPostgresUrl } from '../config/config.ts';
 import { tagDialect, type DialectName } from './dialect.ts';
 import { registerDirectSqlite, type SqliteStatement } from './direct-sqlite.ts';
 import { GroupCommit, transactionPerCall, type TxRunner } from './group-commit.ts';
+import { namedStatementPool } from './pg-named.ts';
 import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.ts';
 
 /**
@@ -71,6 +72,10 @@ export interface CreateDbOptions {
   walResetFrames?: number;
   /** Problems of the background checkpointer (logged by the caller). */
   onCheckpointError?: (message: string) => void;
+  /** PostgreSQL: run statements as named prepared statements (default true; see pg-named.ts). */
+  preparedStatements?: boolean;
+  /** PostgreSQL: at most this many distinct statement texts get a name (default MAX_NAMED_STATEMENTS). */
+  maxPreparedStatements?: number;
 }
 
 const TIMESTAMPTZ_OID = 1184;
@@ -129,7 +134,7 @@ export function createDb(url: string, options: CreateDbOptions = {}): Database {
   if (isPostgresUrl(url)) {
     const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
     pool.on('error', options.onIdleError ?? (() => undefined));
-    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: options.preparedStatements === false ? pool : namedStatementPool(pool, options.maxPreparedStatements) }) });
     tagDialect(db, 'postgres');
     return {
       db,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { runMigrations } from '../../src/bootstrap.ts';
-import { createDb, type Database } from '../../src/storage/db.ts';
+import { createDb, type CreateDbOptions, type Database } from '../../src/storage/db.ts';
 import type { DialectName } from '../../src/storage/dialect.ts';
 
 /**
@@ -26,9 +26,9 @@ export interface TestDb extends Database {
 const silent = { info: () => undefined };
 
 /** A new, empty, migrated database: in-memory SQLite, or a fresh PostgreSQL database. */
-export async function newTestDb(dialect: DialectName, options: { migrate?: boolean } = {}): Promise<TestDb> {
+export async function newTestDb(dialect: DialectName, options: { migrate?: boolean; db?: CreateDbOptions } = {}): Promise<TestDb> {
   if (dialect === 'sqlite') {
-    const database = createDb(':memory:');
+    const database = createDb(':memory:', options.db);
     if (options.migrate !== false) await runMigrations(database.db, silent);
     return { ...database, url: ':memory:', drop: () => database.close() };
   }
@@ -41,7 +41,7 @@ export async function newTestDb(dialect: DialectName, options: { migrate?: boole
   await admin.end();
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const database = createDb(url.toString());
+  const database = createDb(url.toString(), options.db);
   if (options.migrate !== false) await runMigrations(database.db, silent);
   return {
     ...database,

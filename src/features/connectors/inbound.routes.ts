@@ -17,8 +17,6 @@ export function requireJsonWebhook(req: FastifyRequest, reply: FastifyReply, don
 }
 
 const Params = Type.Object({ platform: Type.String({ maxLength: 20 }), inboxId: Type.String({ maxLength: 64 }) });
-/** Request headers with single values (the first of repeated ones). */
-export const headerMap = (h: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v[0] : v]));
 
 /**
  * `/webhooks/:platform/:inboxId`: where platforms deliver (no API authentication: each delivery
@@ -35,7 +33,7 @@ export const inboundWebhookRoutes: FastifyPluginAsyncTypebox<{ inbound: InboundS
   });
   app.post('/webhooks/:platform/:inboxId', { schema: { hide: true, params: Params }, bodyLimit: WEBHOOK_BODY_LIMIT, preValidation: requireJsonWebhook }, async (req, reply) => {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const answer = await inbound.receive(req.params.platform, req.params.inboxId, { raw, headers: headerMap(req.headers), query: req.query as Record<string, string | undefined> });
+    const answer = await inbound.receive(req.params.platform, req.params.inboxId, { raw, headers: req.headers, query: req.query as Record<string, string | undefined> });
     return reply.status(answer.status).send(answer.body);
   });
 };

@@ -7,11 +7,17 @@ import { parseMetaWebhook } from './meta/parse.ts';
 import { parseTelegramUpdate } from './telegram/parse.ts';
 import { parseWhatsAppWebhook } from './whatsapp/parse.ts';
 
-/** What arrives with a webhook delivery, as the connector needs it. */
+/** What arrives with a webhook delivery, as the connector needs it: the request's headers as Node gives them (not copied). */
 export interface Delivery {
   raw: Buffer;
-  headers: Record<string, string | undefined>;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
   query: Record<string, string | undefined>;
+}
+
+/** A request header's value (the first of repeated ones: Node gives arrays only for a few, e.g. set-cookie). */
+export function header(d: Pick<Delivery, 'headers'>, name: string): string | undefined {
+  const v = d.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 /**
@@ -31,34 +37,34 @@ const metaChallenge = (q: Record<string, string | undefined>, inbox: InboxRow): 
 
 const CONNECTORS: Partial<Record<Platform, InboundConnector>> = {
   whatsapp: {
-    check: (d, _inbox, creds) => checkMetaSignature(d.raw, d.headers['x-hub-signature-256'], creds.app_secret),
+    check: (d, _inbox, creds) => checkMetaSignature(d.raw, header(d, 'x-hub-signature-256'), creds.app_secret),
     parse: parseWhatsAppWebhook,
     challenge: metaChallenge,
   },
   // Instagram and Messenger sign like WhatsApp, with the app secret.
   instagram: {
-    check: (d, _inbox, creds) => checkMetaSignature(d.raw, d.headers['x-hub-signature-256'], creds.app_secret),
+    check: (d, _inbox, creds) => checkMetaSignature(d.raw, header(d, 'x-hub-signature-256'), creds.app_secret),
     parse: (json) => parseMetaWebhook(json, 'instagram'),
     challenge: metaChallenge,
   },
   messenger: {
-    check: (d, _inbox, creds) => checkMetaSignature(d.raw, d.headers['x-hub-signature-256'], creds.app_secret),
+    check: (d, _inbox, creds) => checkMetaSignature(d.raw, header(d, 'x-hub-signature-256'), creds.app_secret),
     parse: (json) => parseMetaWebhook(json, 'messenger'),
     challenge: metaChallenge,
   },
   // Telegram echoes the secret_token given to setWebhook (the inbox's webhook token).
   telegram: {
-    check: (d, inbox) => checkToken(d.headers['x-telegram-bot-api-secret-token'], inbox.webhook_token),
+    check: (d, inbox) => checkToken(header(d, 'x-telegram-bot-api-secret-token'), inbox.webhook_token),
     parse: (json) => parseTelegramUpdate(json),
   },
   // Codechat and Evolution sign nothing (CONNECTORS.md §10): the inbox's webhook URL carries a
   // secret token (?token=), or a proxy in front adds it as a header.
   codechat: {
-    check: (d, inbox) => checkToken(d.query.token ?? d.headers['x-parley-webhook-token'], inbox.webhook_token),
+    check: (d, inbox) => checkToken(d.query.token ?? header(d, 'x-parley-webhook-token'), inbox.webhook_token),
     parse: parseCodechatWebhook,
   },
   evolution: {
-    check: (d, inbox) => checkToken(d.query.token ?? d.headers['x-parley-webhook-token'], inbox.webhook_token),
+    check: (d, inbox) => checkToken(d.query.token ?? header(d, 'x-parley-webhook-token'), inbox.webhook_token),
     parse: parseEvolutionWebhook,
   },
 };

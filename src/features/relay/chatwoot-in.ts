@@ -5,6 +5,7 @@ import { newId, newOrderedId } from '../../platform/ids.ts';
 import { HttpStatusError, ResponseTooLargeError, safeGet, UnsafeUrlError } from '../../platform/safe-http.ts';
 import type { DB } from '../../storage/schema.ts';
 import { ArrivalOrder } from '../connectors/arrival-order.ts';
+import { type Delivery, header } from '../connectors/registry.ts';
 import { checkChatwootSignature, checkToken } from '../connectors/signatures.ts';
 import { mediaKindOf } from '../connectors/outbound/media-senders.ts';
 import { normalizePhone } from '../contacts/phone.ts';
@@ -73,13 +74,13 @@ export class ChatwootInbound {
   }
 
   /** POST /webhooks/chatwoot/:inboxId — the answer for Chatwoot. */
-  async receive(inboxId: string, d: { raw: Buffer; headers: Record<string, string | undefined>; query: Record<string, string | undefined> }): Promise<{ status: number; body: Json }> {
+  async receive(inboxId: string, d: Delivery): Promise<{ status: number; body: Json }> {
     const mirror = UUID.test(inboxId) ? await this.mirrors.open(inboxId) : undefined;
     if (!mirror) return this.#answer('unknown_inbox', 404, { error: { code: 'chatwoot.not_configured', message: 'No Chatwoot mirror here' } });
-    const token = checkToken(d.query.token ?? d.headers['x-parley-webhook-token'], mirror.row.webhook_token);
+    const token = checkToken(d.query.token ?? header(d, 'x-parley-webhook-token'), mirror.row.webhook_token);
     if (token !== 'ok') return this.#answer('bad_token', token === 'missing' ? 401 : 403, { error: { code: token === 'missing' ? 'auth.required' : 'forbidden', message: 'The webhook URL’s token is missing or wrong' } });
     if (mirror.webhookSecret && mirror.row.signature_mode !== 'off') {
-      const check = checkChatwootSignature(d.raw, d.headers['x-chatwoot-signature'], d.headers['x-chatwoot-timestamp'], mirror.webhookSecret, Math.floor(this.clock.now() / 1000));
+      const check = checkChatwootSignature(d.raw, header(d, 'x-chatwoot-signature'), header(d, 'x-chatwoot-timestamp'), mirror.webhookSecret, Math.floor(this.clock.now() / 1000));
       if (check !== 'ok') {
         if (mirror.row.signature_mode === 'enforce') return this.#answer('bad_signature', check === 'missing' ? 401 : 403, { error: { code: check === 'missing' ? 'auth.required' : 'forbidden', message: 'Missing or invalid X-Chatwoot-Signature' } });
         this.#metric.inc({ direction: 'from_chatwoot', outcome: 'signature_warning' });

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { authErrors, NoContent } from '../../transport/http/schemas.ts';
 import { InboxParams } from '../inboxes/inboxes.schemas.ts';
-import { headerMap, requireJsonWebhook, WEBHOOK_BODY_LIMIT } from '../connectors/inbound.routes.ts';
+import { requireJsonWebhook, WEBHOOK_BODY_LIMIT } from '../connectors/inbound.routes.ts';
 import type { ChatwootInbound } from './chatwoot-in.ts';
 import type { MirrorsService } from './mirrors.service.ts';
 import { ChatwootBody, CreateSessionBody, Mirror, Session, SessionList, SessionParams, UpdateSessionBody } from './relay.schemas.ts';
@@ -69,7 +69,7 @@ export const chatwootWebhookRoutes: FastifyPluginAsyncTypebox<{ chatwoot: Chatwo
     preValidation: requireJsonWebhook,
     handler: async (req, reply) => {
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const answer = await chatwoot.receive(req.params.inboxId, { raw, headers: headerMap(req.headers), query: req.query as Record<string, string | undefined> });
+      const answer = await chatwoot.receive(req.params.inboxId, { raw, headers: req.headers, query: req.query as Record<string, string | undefined> });
       return reply.status(answer.status).send(answer.body);
     },
   });

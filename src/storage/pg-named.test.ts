@@ -57,7 +57,7 @@ if (!testDialects().includes('postgres')) {
     it('a column added under a prepared `select *`: run again under a new name; inside a transaction the next attempt works', async () => {
       const d = await newTestDb('postgres', { migrate: false, db: { poolSize: 1 } });
       try {
-        const db = d.db as unknown as Kysely<{ t: { a: number; b?: number; c?: number } }>;
+        const db = d.db as unknown as Kysely<{ t: { a: number; b?: number; c?: number; d?: number } }>;
         await sql`create table t (a int)`.execute(db);
         await sql`insert into t values (1)`.execute(db);
         const all = () => db.selectFrom('t').selectAll().execute();
@@ -76,6 +76,13 @@ if (!testDialects().includes('postgres')) {
         );
         // ...and the next one prepares the text under its new name.
         assert.deepEqual(await db.transaction().execute((trx) => one(trx)), [{ a: 1, b: 7, c: 8 }]);
+        // The same in a transaction opened with an isolation level (`start transaction …`, not `begin`).
+        await sql`alter table t add column d int default 9`.execute(db);
+        await assert.rejects(
+          db.transaction().setIsolationLevel('serializable').execute((trx) => one(trx)),
+          (err: { code?: string }) => err.code === '0A000',
+        );
+        assert.deepEqual(await db.transaction().setIsolationLevel('serializable').execute((trx) => one(trx)), [{ a: 1, b: 7, c: 8, d: 9 }]);
       } finally {
         await d.drop();
       }

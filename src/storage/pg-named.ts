@@ -41,7 +41,8 @@ export function namedStatementPool(pool: pg.Pool, max = MAX_NAMED_STATEMENTS): P
   const wrap = (client: pg.PoolClient): PostgresPoolClient => {
     let inTransaction = false;
     const run = async (text: string, values: ReadonlyArray<unknown>) => {
-      if (text === 'begin') inTransaction = true;
+      // Kysely opens transactions with `begin`, or `start transaction …` when given an isolation level.
+      if (text === 'begin' || text.startsWith('start transaction')) inTransaction = true;
       else if (text === 'commit' || text === 'rollback') inTransaction = false;
       const name = nameOf(text);
       if (name === undefined) return client.query(text, values as unknown[]);

@@ -1,6 +1,7 @@
 import type { InboxRow } from '../inboxes/inboxes.repo.ts';
 import type { Platform } from '../inboxes/inboxes.schemas.ts';
 import type { ParsedDelivery } from './neutral.ts';
+import { firstHeader } from '../../platform/headers.ts';
 import { checkMetaSignature, checkToken, type SignatureCheck } from './signatures.ts';
 import { parseCodechatWebhook, parseEvolutionWebhook } from './baileys/parse.ts';
 import { parseMetaWebhook } from './meta/parse.ts';
@@ -14,11 +15,8 @@ export interface Delivery {
   query: Record<string, string | undefined>;
 }
 
-/** A request header's value (the first of repeated ones: Node gives arrays only for a few, e.g. set-cookie). */
-export function header(d: Pick<Delivery, 'headers'>, name: string): string | undefined {
-  const v = d.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
+/** One header of a delivery (see firstHeader). */
+export const header = (d: Pick<Delivery, 'headers'>, name: string): string | undefined => firstHeader(d.headers, name);
 
 /**
  * One platform's inbound side: how its deliveries are authenticated and parsed. Every platform

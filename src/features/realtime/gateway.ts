@@ -20,6 +20,7 @@ import type { PresenceService } from './presence.ts';
 import { envelope, parseFrame, type RealtimePublisher, topics } from './publisher.ts';
 import type { RealtimeMetrics } from './realtime.metrics.ts';
 import { parseClientMessage, type ClientMessage } from './protocol.ts';
+import { firstHeader } from '../../platform/headers.ts';
 
 /** Close codes (README, "Realtime"): they mirror HTTP statuses. */
 export const CLOSE = {
@@ -243,7 +244,7 @@ export class Gateway {
     const q = url.indexOf('?');
     const token = q === -1 ? null : queryParam(url.slice(q + 1), 'token');
     const authorization = token ? `Bearer ${token}` : req.headers.authorization;
-    const credentials: Credentials = { authorization, apiKey: header(req, 'x-api-key'), onBehalfOf: header(req, 'x-on-behalf-of') };
+    const credentials: Credentials = { authorization, apiKey: firstHeader(req.headers, 'x-api-key'), onBehalfOf: firstHeader(req.headers, 'x-on-behalf-of') };
     let principal = this.deps.authenticator.cached(credentials);
     if (principal === undefined) {
       if (!paused) ws.pause?.();
@@ -669,9 +670,4 @@ function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
   if (!set) return;
   set.delete(value);
   if (set.size === 0) map.delete(key);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }

@@ -1,7 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Principal } from '../../access/access.ts';
 import type { Authenticator } from '../../features/auth/authenticator.ts';
+import { firstHeader } from '../../platform/headers.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -10,10 +11,6 @@ declare module 'fastify' {
   }
 }
 
-const header = (req: FastifyRequest, name: string): string | undefined => {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-};
 
 /**
  * Authenticates every request of the context it is registered in (before the body is parsed),
@@ -24,7 +21,7 @@ export const authPlugin = fp<{ authenticator: Authenticator }>(
     app.decorateRequest('principal', null as unknown as Principal);
     // Callback style: a credential resolved recently is answered synchronously, without a promise.
     app.addHook('onRequest', (req, _reply, done) => {
-      const credentials = { authorization: header(req, 'authorization'), apiKey: header(req, 'x-api-key'), onBehalfOf: header(req, 'x-on-behalf-of') };
+      const credentials = { authorization: firstHeader(req.headers, 'authorization'), apiKey: firstHeader(req.headers, 'x-api-key'), onBehalfOf: firstHeader(req.headers, 'x-on-behalf-of') };
       const known = authenticator.cached(credentials);
       if (known) {
         req.principal = known;
